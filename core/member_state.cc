@@ -1,0 +1,1 @@
+#include "core/member_state.h"

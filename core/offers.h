@@ -1,0 +1,44 @@
+// Offer validation, member-level targeting and the human wording of an offer.
+// Basket-level conditions are checked by pricing (core/pricing.h).
+// Pure functions, thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/member_state.h"
+#include "core/result.h"
+#include "loyalty/v1/api.pb.h"
+#include "loyalty/v1/domain.pb.h"
+
+namespace loyalty::core {
+
+// Where and when a checkout happens.
+struct CheckoutContext {
+  std::string store_id;
+  int64_t now_ms = 0;
+  int utc_offset_minutes = 0;  // the store's local time, for weekday/hour windows
+};
+
+// Checks an offer's fields (id present, exactly one reward, percent within
+// 1..100, non-negative amounts, buy/get positive, window ordered, hours
+// within 0..24, scope value present for CATEGORY/SKU). Error code
+// "invalid_offer", naming the field.
+Status ValidateOffer(const loyalty::v1::Offer& offer);
+
+// True when the offer is meant for this member here and now: tier, segment,
+// store, date window, weekday and hour, and the per-member limit not used up.
+// Ignores basket conditions.
+bool IsOfferTargeted(const loyalty::v1::Offer& offer, const MemberState& member,
+                     const CheckoutContext& context);
+
+// Uses left for the member, -1 when unlimited.
+int64_t OfferUsesLeft(const loyalty::v1::Offer& offer, const MemberState& member);
+
+// The offer as shown to cashier and customer: reward and conditions in words,
+// amounts formatted in the programme's currency.
+loyalty::v1::OfferView MakeOfferView(const loyalty::v1::Offer& offer,
+                                     const loyalty::v1::Programme& programme,
+                                     const MemberState& member);
+
+}  // namespace loyalty::core
