@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,8 +30,8 @@ struct MemberState {
   std::string language;
   bool provisional = false;  // no server snapshot yet
   std::string tier;
-  int64_t points_balance = 0;  // spendable now, after expiry at `now`
-  int64_t pending_points = 0;  // net effect of the local events on the balance
+  int64_t points_balance = 0;     // spendable now, after expiry at `now`
+  int64_t pending_points = 0;     // net effect of the local events on the balance
   int64_t qualifying_visits = 0;  // within the programme's window at `now`
   int64_t qualifying_spend = 0;
   std::vector<loyalty::v1::PointLot> lots;  // remaining points, oldest first
@@ -54,6 +55,13 @@ struct MemberState {
 MemberState FoldMember(const loyalty::v1::Programme& programme,
                        const loyalty::v1::MemberSnapshot* snapshot,
                        std::span<const loyalty::v1::Event> events, int64_t now_ms);
+
+// The purchase recorded under `pos_txn_id` in `events`, with the reversals
+// of it (in order) and the points redeemed with it (Redemption events with the
+// same pos_txn_id); nullopt when no purchase has that id. This is what
+// PlanReversal needs to void or return it.
+std::optional<TxnState> FindTxn(std::span<const loyalty::v1::Event> events,
+                                const std::string& pos_txn_id);
 
 // The member as the local API shows it: tier, balances, progress to the next
 // tier (absent at the top), the next points expiry (absent when nothing

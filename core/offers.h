@@ -27,10 +27,17 @@ struct CheckoutContext {
 Status ValidateOffer(const loyalty::v1::Offer& offer);
 
 // True when the offer is meant for this member here and now: tier, segment,
-// store, date window, weekday and hour, and the per-member limit not used up.
-// Ignores basket conditions.
+// store, date window [starts_at_ms, ends_at_ms), weekday and hour, and the
+// per-member limit not used up. Ignores basket conditions. An hour window with
+// from_hour > to_hour wraps midnight (22..2 is 22:00 to 02:00).
 bool IsOfferTargeted(const loyalty::v1::Offer& offer, const MemberState& member,
                      const CheckoutContext& context);
+
+// True when `line` is in `scope` (every line is in the BASKET scope).
+bool InScope(const loyalty::v1::OfferScope& scope, const loyalty::v1::BasketLine& line);
+
+// The scope as the local API names it: "basket", "category:Coffee", "sku:123".
+std::string ScopeLabel(const loyalty::v1::OfferScope& scope);
 
 // Uses left for the member, -1 when unlimited.
 int64_t OfferUsesLeft(const loyalty::v1::Offer& offer, const MemberState& member);

@@ -43,8 +43,14 @@ struct RedemptionAsk {
 struct Quote {
   loyalty::v1::Purchase purchase;  // lines priced, offers applied, points earned
   std::vector<loyalty::v1::Discount> discounts;
+  // The points of all items add up to purchase.points_earned; the discounts
+  // of the "offer" items add up to purchase.discount_total. The one
+  // "redemption" item carries the redemption value as its discount.
   std::vector<loyalty::v1::ExplanationItem> explanation;
   std::vector<const loyalty::v1::Offer*> applied_offers;  // point into the candidates
+  // Only the points the value needs: asking 150 points where 100 points are
+  // worth 1.00 and 1.00 is left to pay redeems 100. 0 when the points are
+  // worth less than one minor unit.
   int64_t points_redeemed = 0;
   int64_t redemption_value = 0;
   int64_t total_to_pay = 0;  // purchase.total - redemption_value

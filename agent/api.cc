@@ -1,0 +1,274 @@
+#include "agent/api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <boost/beast/http/verb.hpp>
+#include <chrono>
+#include <exception>
+
+#include "loyalty/v1/api.pb.h"
+#include "proto/json.h"
+
+namespace loyalty::agent {
+namespace {
+
+namespace http = boost::beast::http;
+namespace v1 = loyalty::v1;
+
+constexpr const char* kJson = "application/json";
+constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
+
+enum class Route {
+  kHealth,
+  kEnrol,
+  kLookup,
+  kQuote,
+  kCommit,
+  kVoid,
+  kRedeem,
+  kMetrics,
+  kUnmatched,
+  kRejected,
+};
+
+struct RouteSpec {
+  Route route;
+  const char* label;  // metric label: the path pattern
+  http::verb method;
+};
+
+// Order matters only for the metric index, which is the enum value.
+constexpr std::array<RouteSpec, 10> kRoutes = {{
+    {Route::kHealth, "/v1/health", http::verb::get},
+    {Route::kEnrol, "/v1/members", http::verb::post},
+    {Route::kLookup, "/v1/members/{card}", http::verb::get},
+    {Route::kQuote, "/v1/checkout/quote", http::verb::post},
+    {Route::kCommit, "/v1/checkout/commit", http::verb::post},
+    {Route::kVoid, "/v1/checkout/void", http::verb::post},
+    {Route::kRedeem, "/v1/redemptions", http::verb::post},
+    {Route::kMetrics, "/metrics", http::verb::get},
+    {Route::kUnmatched, "unmatched", http::verb::unknown},
+    {Route::kRejected, "rejected", http::verb::unknown},
+}};
+
+constexpr std::string_view kMembersPrefix = "/v1/members/";
+
+// Finds the route of `path`; for a lookup, `*card_segment` is the raw card.
+Route MatchPath(std::string_view path, std::string_view* card_segment) {
+  if (path.starts_with(kMembersPrefix)) {
+    std::string_view rest = path.substr(kMembersPrefix.size());
+    if (rest.find('/') != std::string_view::npos) return Route::kUnmatched;
+    *card_segment = rest;
+    return Route::kLookup;
+  }
+  for (const RouteSpec& spec : kRoutes) {
+    if (spec.route != Route::kLookup && spec.method != http::verb::unknown && path == spec.label) {
+      return spec.route;
+    }
+  }
+  return Route::kUnmatched;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string ErrorBody(std::string_view code, std::string_view message) {
+  v1::ErrorResponse response;
+  response.mutable_error()->set_code(std::string(code));
+  response.mutable_error()->set_message(std::string(message));
+  return proto::ToJson(response);
+}
+
+// Answers `respond` with `result`: the message as JSON with `ok_status`, or
+// the error. Runs on an I/O thread or the service's writer thread, so it
+// must not throw; `publish` (may be empty) sees the JSON of a success.
+template <typename T>
+void Finish(const core::Result<T>& result, unsigned ok_status, const Respond& respond,
+            const std::function<void(const std::string&)>& publish) {
+  try {
+    if (!result.ok()) {
+      const core::Error& e = result.error();
+      respond(Api::HttpStatusForError(e.code), ErrorBody(e.code, e.message), kJson);
+      return;
+    }
+    std::string json = proto::ToJson(result.value());
+    if (publish) {
+      try {
+        publish(json);
+      } catch (const std::exception& ex) {
+        // The customer display is a nicety: never fail the checkout for it.
+        spdlog::warn("api: display update failed: {}", ex.what());
+      }
+    }
+    respond(ok_status, std::move(json), kJson);
+  } catch (const std::exception& ex) {
+    spdlog::error("api: building the response failed: {}", ex.what());
+    respond(500, ErrorBody(core::code::kInternal, "internal error"), kJson);
+  }
+}
+
+}  // namespace
+
+bool PercentDecode(std::string_view in, std::string* out) {
+  out->clear();
+  out->reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    const int hi = HexValue(in[i + 1]);
+    const int lo = HexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    const char c = static_cast<char>(hi * 16 + lo);
+    if (c == '\0') return false;
+    out->push_back(c);
+    i += 2;
+  }
+  return true;
+}
+
+Api::Api(CheckoutService* service, Metrics* metrics, DisplayHub* display)
+    : service_(service), metrics_(metrics), display_(display) {}
+
+std::vector<std::string> Api::RouteNames() {
+  std::vector<std::string> names;
+  for (const RouteSpec& spec : kRoutes) names.emplace_back(spec.label);
+  return names;
+}
+
+unsigned Api::HttpStatusForError(std::string_view code) {
+  namespace c = core::code;
+  if (code == c::kUnknownCard || code == c::kNotFound) return 404;
+  if (code == c::kConflict || code == c::kAlreadyEnrolled || code == c::kAlreadyReversed ||
+      code == c::kInsufficientPoints) {
+    return 409;
+  }
+  if (code == c::kTooLarge) return 413;
+  if (code == c::kUnavailable || code == c::kDiskFull) return 503;
+  if (code == "method_not_allowed") return 405;
+  if (code.starts_with("invalid_")) return 400;  // invalid_card, invalid_request, ...
+  return 500;
+}
+
+void Api::Handle(const HttpRequest& request, Respond respond) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string_view target(request.target().data(), request.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  std::string_view card_segment;
+  const Route route = MatchPath(path, &card_segment);
+
+  // Every answer goes through here, so each request is counted once.
+  Metrics* metrics = metrics_;
+  const int metric_index = static_cast<int>(route);
+  Respond done = [metrics, metric_index, start, respond = std::move(respond)](
+                     unsigned status, std::string body, std::string content_type) {
+    if (metrics) {
+      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+      metrics->Observe(metric_index, status, elapsed.count());
+    }
+    respond(status, std::move(body), std::move(content_type));
+  };
+  auto error = [&done](std::string_view code, std::string_view message) {
+    done(HttpStatusForError(code), ErrorBody(code, message), kJson);
+  };
+
+  try {
+    if (route == Route::kUnmatched) {
+      return error(core::code::kNotFound, "no such endpoint: " + std::string(path));
+    }
+    const RouteSpec& spec = kRoutes[static_cast<std::size_t>(route)];
+    if (request.method() != spec.method) {
+      return error("method_not_allowed", std::string(path) + " accepts " +
+                                             std::string(http::to_string(spec.method)) + " only");
+    }
+    // Parses the request body into `msg`; false after answering 400.
+    auto parse = [&](google::protobuf::Message* msg) {
+      std::string err = proto::ParseJson(request.body(), msg);
+      if (err.empty()) return true;
+      // The parser may append a multi-line caret diagram; the first line is
+      // the sentence.
+      err = err.substr(0, err.find('\n'));
+      error(core::code::kInvalidRequest, "request body: " + err);
+      return false;
+    };
+    DisplayHub* display = display_;
+    auto publisher = [display](const char* kind) -> std::function<void(const std::string&)> {
+      if (!display) return {};
+      return [display, kind](const std::string& json) { display->Publish(kind, json); };
+    };
+
+    switch (route) {
+      case Route::kHealth: {
+        v1::HealthResponse health = service_->Health();
+        return done(200, proto::ToJson(health), kJson);
+      }
+      case Route::kMetrics:
+        return done(200, metrics_ ? metrics_->Render() : std::string(), kPrometheusText);
+      case Route::kLookup: {
+        std::string card;
+        if (!PercentDecode(card_segment, &card)) {
+          return error(core::code::kInvalidCard,
+                       "the card in the URL is not valid percent-encoding");
+        }
+        return Finish(service_->LookupMember(card), 200, done, publisher("member"));
+      }
+      case Route::kQuote: {
+        v1::QuoteRequest req;
+        if (!parse(&req)) return;
+        return Finish(service_->Quote(req), 200, done, publisher("quote"));
+      }
+      case Route::kEnrol: {
+        v1::EnrolRequest req;
+        if (!parse(&req)) return;
+        auto pub = publisher("member");
+        service_->Enrol(std::move(req), [done, pub](core::Result<v1::MemberResponse> r) {
+          Finish(r, 201, done, pub);
+        });
+        return;
+      }
+      case Route::kCommit: {
+        v1::CommitRequest req;
+        if (!parse(&req)) return;
+        auto pub = publisher("commit");
+        service_->Commit(std::move(req), [done, pub](core::Result<v1::CommitResponse> r) {
+          Finish(r, 200, done, pub);
+        });
+        return;
+      }
+      case Route::kVoid: {
+        v1::VoidRequest req;
+        if (!parse(&req)) return;
+        service_->Void(std::move(req),
+                       [done](core::Result<v1::VoidResponse> r) { Finish(r, 200, done, nullptr); });
+        return;
+      }
+      case Route::kRedeem: {
+        v1::RedeemRequest req;
+        if (!parse(&req)) return;
+        service_->Redeem(std::move(req), [done](core::Result<v1::RedeemResponse> r) {
+          Finish(r, 200, done, nullptr);
+        });
+        return;
+      }
+      case Route::kUnmatched:
+      case Route::kRejected:
+        break;
+    }
+    error(core::code::kNotFound, "no such endpoint: " + std::string(path));
+  } catch (const std::exception& ex) {
+    // The HTTP layer's completion ignores a second call, so answering here
+    // is safe even if the exception came after a response was handed over.
+    spdlog::error("api: {} {}: {}", std::string(request.method_string()), std::string(path),
+                  ex.what());
+    error(core::code::kInternal, "internal error");
+  }
+}
+
+}  // namespace loyalty::agent

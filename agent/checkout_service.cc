@@ -1,0 +1,938 @@
+#include "agent/checkout_service.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cctype>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <spdlog/spdlog.h>
+
+#include "core/card.h"
+#include "core/member_state.h"
+#include "core/offers.h"
+#include "core/pricing.h"
+#include "core/programme.h"
+#include "core/reversal.h"
+#include "storage/agent_store.h"
+
+namespace loyalty::agent {
+namespace {
+
+namespace v1 = loyalty::v1;
+using core::Error;
+using core::MakeError;
+using core::Result;
+using core::Status;
+using storage::AgentStore;
+
+constexpr const char* kVersion = "0.1.0";
+constexpr size_t kMaxIdLength = 64;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomHex(size_t bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");  // no entropy: cannot make safe ids
+  }
+  std::string out;
+  out.reserve(bytes * 2);
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xf]);
+  }
+  return out;
+}
+
+std::string NewUuid() {
+  std::string h = RandomHex(16);
+  h[12] = '4';                                      // version 4
+  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // RFC 4122 variant
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+// A digest of a request, to tell a replay from a different request that
+// reuses an id. Deterministic serialization makes it stable across runs.
+std::string Digest(const google::protobuf::Message& message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+Status ValidateId(std::string_view id, const char* field, bool required) {
+  if (id.empty()) {
+    if (!required) return {};
+    return MakeError(core::code::kInvalidRequest, std::string(field) + " is required");
+  }
+  if (id.size() > kMaxIdLength) {
+    return MakeError(core::code::kInvalidRequest,
+                     std::string(field) + " is longer than 64 characters");
+  }
+  for (unsigned char c : id) {
+    if (c < 0x21 || c > 0x7e) {
+      return MakeError(core::code::kInvalidRequest,
+                       std::string(field) + " may contain only printable ASCII without spaces");
+    }
+  }
+  return {};
+}
+
+Status ValidateDisplayName(std::string_view name) {
+  if (name.empty()) return MakeError(core::code::kInvalidRequest, "display_name is required");
+  if (name.size() > 80) {
+    return MakeError(core::code::kInvalidRequest, "display_name is longer than 80 bytes");
+  }
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      return MakeError(core::code::kInvalidRequest, "display_name contains control characters");
+    }
+  }
+  return {};
+}
+
+Status ValidateLanguage(std::string_view language) {
+  if (language.size() > 12) return MakeError(core::code::kInvalidRequest, "language is too long");
+  for (char c : language) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') {
+      return MakeError(core::code::kInvalidRequest,
+                       "language must be a language tag such as \"es\" or \"pl\"");
+    }
+  }
+  return {};
+}
+
+Result<v1::Redemption::Mode> ParseMode(std::string_view mode) {
+  if (mode.empty() || mode == "discount") return v1::Redemption::DISCOUNT;
+  if (mode == "tender") return v1::Redemption::TENDER;
+  return MakeError(core::code::kInvalidRequest, "mode must be \"discount\" or \"tender\"");
+}
+
+std::string ModeName(v1::Redemption::Mode mode) {
+  return mode == v1::Redemption::TENDER ? "tender" : "discount";
+}
+
+// Offers bucketed by their most selective audience so a quote looks at the
+// few offers that can concern a member, not at all of them.
+class OfferIndex {
+ public:
+  OfferIndex(std::vector<v1::Offer> offers, const v1::Programme& programme)
+      : offers_(std::move(offers)) {
+    const core::MemberState nobody;
+    for (size_t i = 0; i < offers_.size(); ++i) {
+      const v1::Offer& o = offers_[i];
+      views_.push_back(core::MakeOfferView(o, programme, nobody));
+      if (!o.segment_ids().empty()) {
+        for (const auto& s : o.segment_ids()) by_segment_[s].push_back(i);
+      } else if (!o.tiers().empty()) {
+        for (const auto& t : o.tiers()) by_tier_[t].push_back(i);
+      } else {
+        general_.push_back(i);
+      }
+    }
+  }
+
+  // Offers targeted at the member here and now, highest priority first.
+  std::vector<const v1::Offer*> Targeted(const core::MemberState& member,
+                                         const core::CheckoutContext& context) const {
+    std::vector<size_t> candidates = general_;
+    if (auto it = by_tier_.find(member.tier); it != by_tier_.end()) {
+      candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+    }
+    for (const auto& segment : member.segment_ids) {
+      if (auto it = by_segment_.find(segment); it != by_segment_.end()) {
+        candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+      }
+    }
+    std::sort(candidates.begin(), candidates.end());
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+    std::vector<const v1::Offer*> out;
+    for (size_t i : candidates) {
+      if (core::IsOfferTargeted(offers_[i], member, context)) out.push_back(&offers_[i]);
+    }
+    std::stable_sort(out.begin(), out.end(), [](const v1::Offer* a, const v1::Offer* b) {
+      return a->priority() > b->priority();
+    });
+    return out;
+  }
+
+  size_t size() const { return offers_.size(); }
+
+  // The offer in words. Wording depends on the member only through a usage
+  // limit, so the rest is formatted once per catalogue, not per request.
+  v1::OfferView View(const v1::Offer* offer, const v1::Programme& programme,
+                     const core::MemberState& member) const {
+    if (offer->per_member_limit() > 0) return core::MakeOfferView(*offer, programme, member);
+    return views_[static_cast<size_t>(offer - offers_.data())];
+  }
+
+ private:
+  std::vector<v1::Offer> offers_;
+  std::vector<v1::OfferView> views_;
+  std::vector<size_t> general_;
+  std::unordered_map<std::string, std::vector<size_t>> by_tier_;
+  std::unordered_map<std::string, std::vector<size_t>> by_segment_;
+};
+
+// Programme and offers a request works with: an immutable pair swapped as a
+// whole when head office pushes a change, so a request never mixes versions.
+struct Catalogue {
+  v1::Programme programme;
+  OfferIndex offers;
+};
+
+// A member as loaded for one request.
+struct LoadedMember {
+  storage::MemberRow row;
+  std::vector<v1::Event> pending;  // local events the snapshot does not include
+  std::vector<v1::Event> all;      // every local event (only when asked for)
+  core::MemberState state;
+};
+
+class Service final : public CheckoutService {
+ public:
+  Service(ServiceOptions options, std::unique_ptr<AgentStore> writer,
+          std::shared_ptr<const Catalogue> catalogue, uint64_t epoch, uint64_t last_seq,
+          int64_t pending)
+      : options_(std::move(options)),
+        db_path_((std::filesystem::path(options_.data_dir) / "agent.db").string()),
+        terminal_key_(options_.store_id + "/" + options_.terminal_id + "/" +
+                      std::to_string(epoch)),
+        writer_store_(std::move(writer)),
+        catalogue_(std::move(catalogue)),
+        epoch_(epoch),
+        next_seq_(last_seq + 1),
+        pending_events_(pending) {
+    writer_ = std::thread([this] { WriterLoop(); });
+  }
+
+  ~Service() override { Stop(); }
+
+  // ------------------------------------------------------------- reads --
+
+  Result<v1::MemberResponse> LookupMember(std::string_view card) override {
+    auto hash = HashCard(card);
+    if (!hash.ok()) return hash.error();
+    auto catalogue = CurrentCatalogue();
+    return WithReader<v1::MemberResponse>([&](AgentStore& store) -> Result<v1::MemberResponse> {
+      const int64_t now = NowMs();
+      auto member = LoadMember(store, *catalogue, *hash, now, false);
+      if (!member.ok()) return member.error();
+      return MakeMemberResponse(*catalogue, member->state, now);
+    });
+  }
+
+  Result<v1::QuoteResponse> Quote(const v1::QuoteRequest& req) override {
+    auto hash = HashCard(req.card());
+    if (!hash.ok()) return hash.error();
+    const std::vector<v1::BasketLine> basket(req.lines().begin(), req.lines().end());
+    if (auto s = core::ValidateBasket(basket); !s.ok()) return s.error();
+    auto mode = ParseMode(req.redeem_mode());
+    if (!mode.ok()) return mode.error();
+    if (req.redeem_points() < 0) {
+      return MakeError(core::code::kInvalidRequest, "redeem_points must not be negative");
+    }
+    auto catalogue = CurrentCatalogue();
+    return WithReader<v1::QuoteResponse>([&](AgentStore& store) -> Result<v1::QuoteResponse> {
+      const int64_t now = NowMs();
+      auto member = LoadMember(store, *catalogue, *hash, now, false);
+      if (!member.ok()) return member.error();
+      auto quote = Price(*catalogue, member->state, basket, req.redeem_points(), *mode, now);
+      if (!quote.ok()) return quote.error();
+      v1::QuoteResponse out;
+      *out.mutable_member() = core::MakeMemberView(catalogue->programme, member->state, now);
+      FillTotals(*quote, &out);
+      for (const auto& line : quote->purchase.lines()) *out.add_lines() = line;
+      out.set_tier(quote->tier);
+      for (const v1::Offer* offer : quote->applied_offers) {
+        *out.add_offers() = catalogue->offers.View(offer, catalogue->programme, member->state);
+      }
+      return out;
+    });
+  }
+
+  v1::HealthResponse Health() override {
+    auto catalogue = CurrentCatalogue();
+    v1::HealthResponse out;
+    out.set_status("ok");
+    out.set_version(kVersion);
+    out.set_store_id(options_.store_id);
+    out.set_terminal_id(options_.terminal_id);
+    out.set_programme_version(catalogue->programme.version());
+    out.set_pending_events(pending_events_.load());
+    return out;
+  }
+
+  int64_t PendingEvents() override { return pending_events_.load(); }
+
+  // ------------------------------------------------------------ writes --
+
+  void Enrol(v1::EnrolRequest req, Callback<v1::MemberResponse> done) override {
+    auto hash = HashCard(req.card());
+    if (!hash.ok()) return done(hash.error());
+    if (auto s = ValidateDisplayName(req.display_name()); !s.ok()) return done(s.error());
+    if (auto s = ValidateLanguage(req.language()); !s.ok()) return done(s.error());
+    if (auto s = ValidateId(req.referral_code(), "referral_code", false); !s.ok()) {
+      return done(s.error());
+    }
+    Submit<v1::MemberResponse>(
+        [this, req = std::move(req), hash = std::move(*hash)](
+            AgentStore& store, const Catalogue& catalogue) -> Result<v1::MemberResponse> {
+          auto existing = store.FindMemberByCardHash(hash);
+          if (!existing.ok()) return existing.error();
+          if (*existing) {
+            return MakeError(core::code::kAlreadyEnrolled, "this card is already enrolled");
+          }
+          storage::MemberRow row;
+          row.card_hash = hash;
+          row.member_id = "p-" + RandomHex(10);
+          row.display_name = req.display_name();
+          if (auto s = store.InsertMember(row); !s.ok()) return s.error();
+          const int64_t now = NowMs();
+          v1::Event event = NewEvent(row.member_id, now);
+          auto* enrolment = event.mutable_enrolment();
+          enrolment->set_card_hash(hash);
+          enrolment->set_display_name(req.display_name());
+          enrolment->set_language(req.language());
+          enrolment->set_referral_code(req.referral_code());
+          if (auto s = Append(store, event); !s.ok()) return s.error();
+          const std::vector<v1::Event> events{event};
+          core::MemberState state = core::FoldMember(catalogue.programme, nullptr, events, now);
+          return MakeMemberResponse(catalogue, state, now);
+        },
+        std::move(done));
+  }
+
+  void Commit(v1::CommitRequest req, Callback<v1::CommitResponse> done) override {
+    if (auto s = ValidateId(req.pos_txn_id(), "pos_txn_id", true); !s.ok()) return done(s.error());
+    auto card = core::NormalizeCardNumber(req.card());
+    if (!card.ok()) return done(card.error());
+    req.set_card(*card);  // "4000 0000" and "40000000" are the same request
+    std::vector<v1::BasketLine> basket(req.lines().begin(), req.lines().end());
+    if (auto s = core::ValidateBasket(basket); !s.ok()) return done(s.error());
+    auto mode = ParseMode(req.redeem_mode());
+    if (!mode.ok()) return done(mode.error());
+    if (req.redeem_points() < 0) {
+      return done(MakeError(core::code::kInvalidRequest, "redeem_points must not be negative"));
+    }
+    if (req.party_size() > 100) {
+      return done(MakeError(core::code::kInvalidRequest, "party_size must be at most 100"));
+    }
+    std::string hash = core::CardHash(options_.card_hash_key, *card);
+    std::string digest = Digest(req);
+    Submit<v1::CommitResponse>(
+        [this, req = std::move(req), basket = std::move(basket), hash = std::move(hash),
+         digest = std::move(digest),
+         mode = *mode](AgentStore& store,
+                       const Catalogue& catalogue) -> Result<v1::CommitResponse> {
+          auto replay = Replay<v1::CommitResponse>(store, "commit", req.pos_txn_id(), digest);
+          if (!replay.ok() || replay->has_value()) return Unwrap(std::move(replay));
+          const int64_t now = NowMs();
+          auto member = LoadMember(store, catalogue, hash, now, false);
+          if (!member.ok()) return member.error();
+          auto quote = Price(catalogue, member->state, basket, req.redeem_points(), mode, now);
+          if (!quote.ok()) return quote.error();
+
+          const std::string& member_id = member->row.member_id;
+          std::vector<v1::Event> pending = std::move(member->pending);
+          v1::CommitResponse out;
+          v1::Event visit = NewEvent(member_id, now);
+          visit.mutable_visit()->set_pos_txn_id(req.pos_txn_id());
+          visit.mutable_visit()->set_party_size(req.party_size());
+          v1::Event purchase = NewEvent(member_id, now);
+          *purchase.mutable_purchase() = quote->purchase;
+          purchase.mutable_purchase()->set_pos_txn_id(req.pos_txn_id());
+          for (v1::Event* e : {&visit, &purchase}) {
+            if (auto s = Append(store, *e); !s.ok()) return s.error();
+            out.add_event_ids(EventIdText(e->id()));
+            pending.push_back(*e);
+          }
+          if (quote->points_redeemed > 0) {
+            v1::Event redemption = NewEvent(member_id, now);
+            auto* r = redemption.mutable_redemption();
+            r->set_redemption_id(req.pos_txn_id());
+            r->set_pos_txn_id(req.pos_txn_id());
+            r->set_points(quote->points_redeemed);
+            r->set_value(quote->redemption_value);
+            r->set_mode(mode);
+            if (auto s = Append(store, redemption); !s.ok()) return s.error();
+            out.add_event_ids(EventIdText(redemption.id()));
+            pending.push_back(std::move(redemption));
+          }
+          const core::MemberState after = core::FoldMember(
+              catalogue.programme, member->row.snapshot ? &*member->row.snapshot : nullptr,
+              pending, now);
+          out.set_pos_txn_id(req.pos_txn_id());
+          out.set_member_id(member_id);
+          FillTotals(*quote, &out);
+          out.set_points_balance(after.points_balance);
+          out.set_tier(after.tier);
+          out.set_committed_at_ms(now);
+          if (auto s = Remember(store, "commit", req.pos_txn_id(), digest, out, member_id);
+              !s.ok()) {
+            return s.error();
+          }
+          return out;
+        },
+        std::move(done));
+  }
+
+  void Void(v1::VoidRequest req, Callback<v1::VoidResponse> done) override {
+    if (auto s = ValidateId(req.pos_txn_id(), "pos_txn_id", true); !s.ok()) return done(s.error());
+    if (auto s = ValidateId(req.reversal_id(), "reversal_id", false); !s.ok()) {
+      return done(s.error());
+    }
+    for (const auto& line : req.lines()) {
+      if (line.quantity() <= 0) {
+        return done(MakeError(core::code::kInvalidRequest,
+                              "lines[].quantity must be positive for line_index " +
+                                  std::to_string(line.line_index())));
+      }
+    }
+    Submit<v1::VoidResponse>(
+        [this, req = std::move(req)](AgentStore& store,
+                                     const Catalogue& catalogue) -> Result<v1::VoidResponse> {
+          auto commit = store.FindRequest("commit", req.pos_txn_id());
+          if (!commit.ok()) return commit.error();
+          if (!*commit) {
+            return MakeError(core::code::kNotFound,
+                             "no transaction with pos_txn_id \"" + req.pos_txn_id() +
+                                 "\" was committed at this terminal");
+          }
+          v1::VoidRequest keyed = req;
+          if (keyed.reversal_id().empty()) {
+            // A whole void is naturally idempotent; a return without an id
+            // is a new return each time.
+            if (keyed.lines().empty()) {
+              keyed.set_reversal_id(req.pos_txn_id() + ":void");
+            } else {
+              auto n = store.CountRequests("void", req.pos_txn_id() + ":return:");
+              if (!n.ok()) return n.error();
+              keyed.set_reversal_id(req.pos_txn_id() + ":return:" + std::to_string(*n + 1));
+            }
+          }
+          const std::string digest = Digest(keyed);
+          auto replay = Replay<v1::VoidResponse>(store, "void", keyed.reversal_id(), digest);
+          if (!replay.ok() || replay->has_value()) return Unwrap(std::move(replay));
+
+          auto row = store.FindMemberById((*commit)->member_id);
+          if (!row.ok()) return row.error();
+          if (!*row) return MakeError(core::code::kNotFound, "the transaction's member is gone");
+          const int64_t now = NowMs();
+          auto member = LoadMemberRow(store, catalogue, std::move(**row), now, true);
+          if (!member.ok()) return member.error();
+          auto txn = core::FindTxn(member->all, req.pos_txn_id());
+          if (!txn) {
+            return MakeError(core::code::kNotFound,
+                             "the purchase of \"" + req.pos_txn_id() + "\" is not on this terminal");
+          }
+          std::vector<v1::LineReturn> lines(req.lines().begin(), req.lines().end());
+          auto reversal = core::PlanReversal(*txn, lines, keyed.reversal_id());
+          if (!reversal.ok()) return reversal.error();
+          v1::Event event = NewEvent(member->row.member_id, now);
+          *event.mutable_reversal() = *reversal;
+          if (auto s = Append(store, event); !s.ok()) return s.error();
+          member->pending.push_back(event);
+          const core::MemberState after = core::FoldMember(
+              catalogue.programme, member->row.snapshot ? &*member->row.snapshot : nullptr,
+              member->pending, now);
+          v1::VoidResponse out;
+          out.set_pos_txn_id(req.pos_txn_id());
+          out.set_reversal_id(keyed.reversal_id());
+          out.set_points_reversed(reversal->points_reversed());
+          out.set_points_restored(reversal->points_restored());
+          out.set_refund(reversal->refund());
+          *out.mutable_offers_released() = reversal->offers_released();
+          out.set_complete(reversal->complete());
+          out.set_points_balance(after.points_balance);
+          if (auto s = Remember(store, "void", keyed.reversal_id(), digest, out,
+                                member->row.member_id);
+              !s.ok()) {
+            return s.error();
+          }
+          return out;
+        },
+        std::move(done));
+  }
+
+  void Redeem(v1::RedeemRequest req, Callback<v1::RedeemResponse> done) override {
+    auto card = core::NormalizeCardNumber(req.card());
+    if (!card.ok()) return done(card.error());
+    req.set_card(*card);
+    if (req.points() <= 0) {
+      return done(MakeError(core::code::kInvalidRequest, "points must be a positive integer"));
+    }
+    auto mode = ParseMode(req.mode());
+    if (!mode.ok()) return done(mode.error());
+    if (auto s = ValidateId(req.redemption_id(), "redemption_id", false); !s.ok()) {
+      return done(s.error());
+    }
+    if (auto s = ValidateId(req.pos_txn_id(), "pos_txn_id", false); !s.ok()) {
+      return done(s.error());
+    }
+    if (req.redemption_id().empty()) req.set_redemption_id("r-" + RandomHex(12));
+    std::string hash = core::CardHash(options_.card_hash_key, *card);
+    std::string digest = Digest(req);
+    Submit<v1::RedeemResponse>(
+        [this, req = std::move(req), hash = std::move(hash), digest = std::move(digest),
+         mode = *mode](AgentStore& store,
+                       const Catalogue& catalogue) -> Result<v1::RedeemResponse> {
+          auto replay = Replay<v1::RedeemResponse>(store, "redeem", req.redemption_id(), digest);
+          if (!replay.ok() || replay->has_value()) return Unwrap(std::move(replay));
+          const int64_t now = NowMs();
+          auto member = LoadMember(store, catalogue, hash, now, false);
+          if (!member.ok()) return member.error();
+          auto planned = core::PlanRedemption(catalogue.programme, req.points(), mode,
+                                              Spendable(catalogue, member->state));
+          if (!planned.ok()) return planned.error();
+          v1::Event event = NewEvent(member->row.member_id, now);
+          *event.mutable_redemption() = *planned;
+          event.mutable_redemption()->set_redemption_id(req.redemption_id());
+          event.mutable_redemption()->set_pos_txn_id(req.pos_txn_id());
+          if (auto s = Append(store, event); !s.ok()) return s.error();
+          member->pending.push_back(event);
+          const core::MemberState after = core::FoldMember(
+              catalogue.programme, member->row.snapshot ? &*member->row.snapshot : nullptr,
+              member->pending, now);
+          v1::RedeemResponse out;
+          out.set_redemption_id(req.redemption_id());
+          out.set_points(planned->points());
+          out.set_value(planned->value());
+          out.set_mode(ModeName(mode));
+          out.set_points_balance(after.points_balance);
+          if (auto s = Remember(store, "redeem", req.redemption_id(), digest, out,
+                                member->row.member_id);
+              !s.ok()) {
+            return s.error();
+          }
+          return out;
+        },
+        std::move(done));
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(queue_mutex_);
+      stopping_ = true;
+    }
+    queue_cv_.notify_all();
+    std::lock_guard lock(stop_mutex_);
+    if (writer_.joinable()) writer_.join();
+  }
+
+ private:
+  // ---------------------------------------------------------- helpers --
+
+  Result<std::string> HashCard(std::string_view card) {
+    auto normalized = core::NormalizeCardNumber(card);
+    if (!normalized.ok()) return normalized.error();
+    return core::CardHash(options_.card_hash_key, *normalized);
+  }
+
+  std::shared_ptr<const Catalogue> CurrentCatalogue() {
+    std::lock_guard lock(catalogue_mutex_);
+    return catalogue_;
+  }
+
+  int64_t Spendable(const Catalogue& catalogue, const core::MemberState& state) const {
+    const int64_t reserve = options_.offline_reserve_points >= 0
+                                ? options_.offline_reserve_points
+                                : catalogue.programme.offline_reserve_points();
+    return std::max<int64_t>(0, state.points_balance - reserve);
+  }
+
+  core::CheckoutContext Context(int64_t now) const {
+    return core::CheckoutContext{options_.store_id, now, options_.utc_offset_minutes};
+  }
+
+  Result<core::Quote> Price(const Catalogue& catalogue, const core::MemberState& state,
+                            std::span<const v1::BasketLine> basket, int64_t redeem_points,
+                            v1::Redemption::Mode mode, int64_t now) const {
+    const core::CheckoutContext context = Context(now);
+    const std::vector<const v1::Offer*> offers = catalogue.offers.Targeted(state, context);
+    return core::PriceBasket(catalogue.programme, state, basket, offers, context,
+                             core::RedemptionAsk{redeem_points, mode},
+                             Spendable(catalogue, state));
+  }
+
+  template <typename Response>
+  static void FillTotals(const core::Quote& quote, Response* out) {
+    out->set_subtotal(quote.purchase.subtotal());
+    for (const auto& d : quote.discounts) *out->add_discounts() = d;
+    out->set_discount_total(quote.purchase.discount_total());
+    out->set_redemption_value(quote.redemption_value);
+    out->set_points_redeemed(quote.points_redeemed);
+    out->set_total(quote.total_to_pay);
+    out->set_points_earned(quote.purchase.points_earned());
+    for (const auto& e : quote.explanation) *out->add_explanation() = e;
+  }
+
+  v1::MemberResponse MakeMemberResponse(const Catalogue& catalogue, const core::MemberState& state,
+                                        int64_t now) const {
+    v1::MemberResponse out;
+    *out.mutable_member() = core::MakeMemberView(catalogue.programme, state, now);
+    for (const v1::Offer* offer : catalogue.offers.Targeted(state, Context(now))) {
+      *out.add_offers() = catalogue.offers.View(offer, catalogue.programme, state);
+    }
+    return out;
+  }
+
+  Result<LoadedMember> LoadMember(AgentStore& store, const Catalogue& catalogue,
+                                  const std::string& card_hash, int64_t now, bool all_events) {
+    auto row = store.FindMemberByCardHash(card_hash);
+    if (!row.ok()) return row.error();
+    if (!*row) {
+      return MakeError(core::code::kUnknownCard, "no member is enrolled with this card");
+    }
+    return LoadMemberRow(store, catalogue, std::move(**row), now, all_events);
+  }
+
+  Result<LoadedMember> LoadMemberRow(AgentStore& store, const Catalogue& catalogue,
+                                     storage::MemberRow row, int64_t now, bool all_events) {
+    uint64_t included = 0;
+    if (row.snapshot) {
+      auto it = row.snapshot->included_seq().find(terminal_key_);
+      if (it != row.snapshot->included_seq().end()) included = it->second;
+    }
+    auto events = store.MemberEvents(row.member_id, all_events ? 0 : included);
+    if (!events.ok()) return events.error();
+    LoadedMember out;
+    for (auto& e : *events) {
+      if (e.seq > included) out.pending.push_back(e.event);
+      if (all_events) out.all.push_back(std::move(e.event));
+    }
+    out.state = core::FoldMember(catalogue.programme, row.snapshot ? &*row.snapshot : nullptr,
+                                 out.pending, now);
+    out.row = std::move(row);
+    return out;
+  }
+
+  v1::Event NewEvent(const std::string& member_id, int64_t now) {
+    v1::Event event;
+    auto* id = event.mutable_id();
+    id->set_store_id(options_.store_id);
+    id->set_terminal_id(options_.terminal_id);
+    id->set_epoch(epoch_);
+    id->set_seq(next_seq_++);  // writer thread only
+    id->set_uuid(NewUuid());
+    event.set_occurred_at_ms(now);
+    event.set_member_id(member_id);
+    return event;
+  }
+
+  static std::string EventIdText(const v1::EventId& id) {
+    return id.store_id() + "/" + id.terminal_id() + "/" + std::to_string(id.epoch()) + "/" +
+           std::to_string(id.seq());
+  }
+
+  Status Append(AgentStore& store, const v1::Event& event) {
+    if (auto s = store.AppendEvent(event); !s.ok()) return s;
+    ++batch_appended_;
+    return {};
+  }
+
+  // The stored response when `id` was already used with the same digest;
+  // a conflict when it was used with a different request.
+  template <typename Response>
+  Result<std::optional<Response>> Replay(AgentStore& store, const char* kind,
+                                         const std::string& id, const std::string& digest) {
+    auto found = store.FindRequest(kind, id);
+    if (!found.ok()) return found.error();
+    if (!*found) return std::optional<Response>();
+    if ((*found)->digest != digest) {
+      return MakeError(core::code::kConflict,
+                       std::string("id \"") + id + "\" was already used for a different " + kind);
+    }
+    Response response;
+    if (!response.ParseFromString((*found)->response)) {
+      return MakeError(core::code::kInternal, "stored response is corrupt");
+    }
+    return std::optional<Response>(std::move(response));
+  }
+
+  template <typename Response>
+  static Result<Response> Unwrap(Result<std::optional<Response>> replay) {
+    if (!replay.ok()) return replay.error();
+    return std::move(**replay);
+  }
+
+  static Status Remember(AgentStore& store, const char* kind, const std::string& id,
+                         const std::string& digest, const google::protobuf::Message& response,
+                         const std::string& member_id) {
+    return store.PutRequest(kind, id,
+                            storage::StoredRequest{digest, response.SerializeAsString(), member_id});
+  }
+
+  // ---------------------------------------------------- writer thread --
+
+  // One queued write. `apply` runs inside its own savepoint on the writer
+  // thread and returns whether it wrote (else its savepoint is rolled back)
+  // and a `finish` that reports to the caller once the batch is durable.
+  // `fail` answers the caller when the job could not run at all.
+  struct Applied {
+    bool keep = false;
+    std::function<void(const Status& commit)> finish;
+  };
+  struct Job {
+    std::function<Applied(AgentStore&, const Catalogue&)> apply;
+    std::function<void(const Error&)> fail;
+  };
+
+  template <typename T, typename Fn>
+  void Submit(Fn apply, Callback<T> callback) {
+    auto done = std::make_shared<Callback<T>>(std::move(callback));
+    Job job;
+    job.apply = [apply = std::move(apply), done](AgentStore& store,
+                                                 const Catalogue& catalogue) mutable -> Applied {
+      auto result = std::make_shared<Result<T>>(apply(store, catalogue));
+      const bool keep = result->ok();
+      return Applied{keep, [result, done](const Status& commit) {
+                       if (!commit.ok()) return (*done)(commit.error());
+                       (*done)(std::move(*result));
+                     }};
+    };
+    job.fail = [done](const Error& error) { (*done)(error); };
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (!stopping_) {
+        queue_.push_back(std::move(job));
+        queue_cv_.notify_one();
+        return;
+      }
+    }
+    (*done)(MakeError(core::code::kUnavailable, "the agent is shutting down"));
+  }
+
+  void WriterLoop() {
+    std::vector<Job> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(queue_mutex_);
+        queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        while (!queue_.empty() && batch.size() < static_cast<size_t>(options_.max_batch)) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      RunBatch(batch);
+      batch.clear();
+    }
+  }
+
+  // Group commit: every job of the batch in one IMMEDIATE transaction, one
+  // fsync for all, and no answer before that fsync returned.
+  void RunBatch(std::vector<Job>& batch) {
+    auto catalogue = CurrentCatalogue();
+    AgentStore& store = *writer_store_;
+    std::vector<std::function<void(const Status&)>> finishers;
+    finishers.reserve(batch.size());
+    const uint64_t seq_before_batch = next_seq_;
+    batch_appended_ = 0;
+
+    auto txn = storage::Transaction::Begin(store.db(), storage::Transaction::Mode::kImmediate);
+    if (!txn.ok()) {
+      spdlog::error("cannot begin write transaction: {}", txn.error().message);
+      for (auto& job : batch) job.fail(txn.error());
+      return;
+    }
+    for (auto& job : batch) {
+      auto savepoint = storage::Savepoint::Begin(store.db());
+      if (!savepoint.ok()) {
+        job.fail(savepoint.error());
+        continue;
+      }
+      const uint64_t seq_before = next_seq_;
+      const int64_t appended_before = batch_appended_;
+      Applied applied;
+      try {
+        applied = job.apply(store, *catalogue);
+      } catch (const std::exception& e) {
+        spdlog::error("write request failed: {}", e.what());
+        applied = Applied{false, [fail = job.fail](const Status&) {
+                            fail(MakeError(core::code::kInternal, "the request failed"));
+                          }};
+      }
+      if (applied.keep) {
+        if (auto s = savepoint->Release(); !s.ok()) {
+          savepoint->RollbackTo();
+          next_seq_ = seq_before;
+          batch_appended_ = appended_before;
+          finishers.push_back([error = s.error(), finish = std::move(applied.finish)](
+                                  const Status&) { finish(error); });
+          continue;
+        }
+      } else {
+        savepoint->RollbackTo();
+        next_seq_ = seq_before;
+        batch_appended_ = appended_before;
+      }
+      finishers.push_back(std::move(applied.finish));
+    }
+    Status committed = txn->Commit();
+    if (!committed.ok()) {
+      spdlog::error("group commit of {} requests failed: {}", batch.size(),
+                    committed.error().message);
+      txn->Rollback();
+      next_seq_ = seq_before_batch;
+    } else {
+      pending_events_ += batch_appended_;
+    }
+    for (auto& finish : finishers) finish(committed);
+  }
+
+  template <typename T, typename Fn>
+  Result<T> WithReader(Fn fn) {
+    std::unique_ptr<AgentStore> reader;
+    {
+      std::lock_guard lock(readers_mutex_);
+      if (!readers_.empty()) {
+        reader = std::move(readers_.back());
+        readers_.pop_back();
+      }
+    }
+    if (!reader) {
+      storage::Database::Options options;
+      options.read_only = true;
+      options.durability = storage::Database::Durability::kNormal;
+      auto opened = AgentStore::Open(db_path_, options);
+      if (!opened.ok()) return opened.error();
+      reader = std::move(*opened);
+    }
+    // A read transaction gives the member row and its events one consistent view.
+    Result<T> result = [&]() -> Result<T> {
+      auto txn = storage::Transaction::Begin(reader->db(), storage::Transaction::Mode::kDeferred);
+      if (!txn.ok()) return txn.error();
+      return fn(*reader);
+    }();
+    std::lock_guard lock(readers_mutex_);
+    readers_.push_back(std::move(reader));
+    return result;
+  }
+
+  const ServiceOptions options_;
+  const std::string db_path_;
+  const std::string terminal_key_;
+  std::unique_ptr<AgentStore> writer_store_;
+
+  std::mutex catalogue_mutex_;
+  std::shared_ptr<const Catalogue> catalogue_;
+
+  std::mutex readers_mutex_;
+  std::vector<std::unique_ptr<AgentStore>> readers_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+  std::mutex stop_mutex_;
+
+  // Writer thread only.
+  const uint64_t epoch_;
+  uint64_t next_seq_;
+  int64_t batch_appended_ = 0;
+
+  std::atomic<int64_t> pending_events_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CheckoutService>> OpenCheckoutService(const ServiceOptions& options) {
+  if (options.data_dir.empty()) {
+    return MakeError(core::code::kInvalidRequest, "data_dir is required");
+  }
+  if (options.card_hash_key.size() < 16) {
+    return MakeError(core::code::kInvalidRequest, "card_hash_key must be at least 16 bytes");
+  }
+  if (auto s = ValidateId(options.store_id, "store_id", true); !s.ok()) return s.error();
+  if (auto s = ValidateId(options.terminal_id, "terminal_id", true); !s.ok()) return s.error();
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return MakeError(core::code::kUnavailable,
+                     "cannot create data directory " + options.data_dir + ": " + ec.message());
+  }
+  const std::string path = (std::filesystem::path(options.data_dir) / "agent.db").string();
+  storage::Database::Options db_options;
+  db_options.durability = storage::Database::Durability::kFull;
+  auto store = AgentStore::Open(path, db_options);
+  if (!store.ok()) return store.error();
+  AgentStore& s = **store;
+
+  auto txn = storage::Transaction::Begin(s.db());
+  if (!txn.ok()) return txn.error();
+
+  // Programme: the given one when it is newer than what is stored, else the
+  // stored one, else the built-in default.
+  auto stored = s.LoadProgramme();
+  if (!stored.ok()) return stored.error();
+  v1::Programme programme = *stored ? **stored : core::DefaultProgramme();
+  if (options.programme) {
+    if (auto v = core::ValidateProgramme(*options.programme); !v.ok()) return v.error();
+    if (!*stored || options.programme->version() > (*stored)->version()) {
+      programme = *options.programme;
+    } else if (options.programme->version() < (*stored)->version()) {
+      spdlog::warn("ignoring programme version {}: version {} is installed",
+                   options.programme->version(), (*stored)->version());
+    }
+  }
+  if (auto v = s.SaveProgramme(programme); !v.ok()) return v.error();
+
+  if (options.offers) {
+    for (const auto& offer : *options.offers) {
+      if (auto v = core::ValidateOffer(offer); !v.ok()) return v.error();
+    }
+    if (auto v = s.ReplaceOffers(*options.offers); !v.ok()) return v.error();
+  }
+  auto offers = s.LoadOffers();
+  if (!offers.ok()) return offers.error();
+
+  auto epoch_text = s.GetMeta("epoch");
+  if (!epoch_text.ok()) return epoch_text.error();
+  uint64_t epoch = 1;
+  if (*epoch_text) {
+    epoch = std::stoull(**epoch_text);
+  } else if (auto v = s.PutMeta("epoch", "1"); !v.ok()) {
+    return v.error();
+  }
+  auto last_seq = s.LastSeq();
+  if (!last_seq.ok()) return last_seq.error();
+  auto pending = s.CountUnackedEvents();
+  if (!pending.ok()) return pending.error();
+  if (auto v = txn->Commit(); !v.ok()) return v.error();
+
+  OfferIndex index(std::move(*offers), programme);
+  auto catalogue =
+      std::make_shared<const Catalogue>(Catalogue{std::move(programme), std::move(index)});
+  spdlog::info("terminal database {}: programme v{}, {} offers, {} events pending upload", path,
+               catalogue->programme.version(), catalogue->offers.size(), *pending);
+  return std::unique_ptr<CheckoutService>(
+      new Service(options, std::move(*store), std::move(catalogue), epoch, *last_seq, *pending));
+}
+
+}  // namespace loyalty::agent

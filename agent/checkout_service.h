@@ -1,0 +1,75 @@
+// CheckoutService: the terminal's loyalty operations, independent of HTTP.
+//
+// Reads (lookup, quote, health) run on the caller's thread against a
+// per-thread read-only SQLite connection, from the last committed state.
+// Writes (enrol, commit, void, redeem) are queued to one writer thread that
+// applies them in order, group-commits them (one durable transaction for
+// everything queued meanwhile, synchronous=FULL) and only then calls each
+// callback (design invariant 2: acknowledged means durable). Because one
+// thread applies all writes, a balance is re-checked inside the transaction
+// and no two requests can spend it twice.
+//
+// Callbacks run on the writer thread; they must be quick and must not call
+// back into the service synchronously. The service must outlive every pending
+// callback; Stop() drains the queue. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "loyalty/v1/api.pb.h"
+#include "loyalty/v1/domain.pb.h"
+
+namespace loyalty::agent {
+
+struct ServiceOptions {
+  std::string data_dir;
+  std::string store_id = "store-1";
+  std::string terminal_id = "till-1";
+  std::string card_hash_key;  // programme-wide key for card hashes (raw bytes)
+  int64_t offline_reserve_points = -1;  // -1: the programme's
+  int utc_offset_minutes = 0;
+  // Upper bound on writes in one group commit.
+  int max_batch = 256;
+  // When set, installed if no programme is stored or this version is newer.
+  std::optional<loyalty::v1::Programme> programme;
+  // When set, replaces the stored offers (until head office pushes others).
+  std::optional<std::vector<loyalty::v1::Offer>> offers;
+};
+
+class CheckoutService {
+ public:
+  template <typename T>
+  using Callback = std::function<void(core::Result<T>)>;
+
+  virtual ~CheckoutService() = default;
+
+  virtual core::Result<loyalty::v1::MemberResponse> LookupMember(std::string_view card) = 0;
+  virtual core::Result<loyalty::v1::QuoteResponse> Quote(const loyalty::v1::QuoteRequest& req) = 0;
+  virtual loyalty::v1::HealthResponse Health() = 0;
+
+  virtual void Enrol(loyalty::v1::EnrolRequest req, Callback<loyalty::v1::MemberResponse> done) = 0;
+  virtual void Commit(loyalty::v1::CommitRequest req,
+                      Callback<loyalty::v1::CommitResponse> done) = 0;
+  virtual void Void(loyalty::v1::VoidRequest req, Callback<loyalty::v1::VoidResponse> done) = 0;
+  virtual void Redeem(loyalty::v1::RedeemRequest req,
+                      Callback<loyalty::v1::RedeemResponse> done) = 0;
+
+  // Events not yet acknowledged by the server (the sync outbox).
+  virtual int64_t PendingEvents() = 0;
+
+  // Stops accepting writes, finishes the queued ones, joins the writer.
+  virtual void Stop() = 0;
+};
+
+// Opens (creating and migrating if needed) the terminal database in
+// options.data_dir and starts the writer thread.
+core::Result<std::unique_ptr<CheckoutService>> OpenCheckoutService(const ServiceOptions& options);
+
+}  // namespace loyalty::agent

@@ -1,0 +1,106 @@
+// HttpServer: the agent's HTTP/1.1 server (Boost.Beast, plain TCP on
+// loopback), in the shape of Beast's async server example: one Session per
+// connection on its own strand, do_x/on_x pairs, keep-alive, an idle timeout
+// on every read, header and body size limits, and an accept loop that
+// survives errors (e.g. running out of file descriptors).
+//
+// Handlers are asynchronous. The server calls the HttpHandler on the
+// connection's strand with the parsed request and a Respond completion; the
+// handler may call Respond later from any thread (typically the checkout
+// service's writer thread), and the server posts the write back to the
+// connection's strand. The request reference is valid only during the
+// handler call: copy what is needed later. A Respond that is destroyed
+// without being called answers 500, so a lost callback never hangs a client.
+//
+// Requests that never reach the handler are answered by the server itself
+// with the API's error JSON: 413 `too_large` (body over the limit), 431
+// `too_large` (headers over the limit), 400 `invalid_request` (not HTTP).
+//
+// Lifetime: Start() binds and spawns the I/O threads; Stop() stops
+// accepting, lets in-flight requests finish (up to stop_grace), closes idle
+// connections and joins the threads. Every Respond must have been called or
+// destroyed before the HttpServer is destroyed (stop the service that holds
+// them first). Start/Stop/the destructor are for one owning thread; Respond
+// is thread-safe.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/result.h"
+
+namespace loyalty::agent {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+
+// Completes one request: status, body and Content-Type. Call once, from any
+// thread; later calls are ignored.
+using Respond = std::function<void(unsigned status, std::string body, std::string content_type)>;
+
+using HttpHandler = std::function<void(const HttpRequest& request, Respond respond)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0: ephemeral; see HttpServer::local_endpoint()
+  int io_threads = 2;
+  std::size_t max_body_bytes = 65536;
+  std::size_t max_header_bytes = 8192;
+  std::chrono::milliseconds idle_timeout{30'000};   // waiting for (the rest of) a request
+  std::chrono::milliseconds write_timeout{30'000};  // writing a response
+  std::chrono::milliseconds stop_grace{10'000};     // in-flight requests at Stop()
+  // Called (on an I/O thread) for each request the server answers itself,
+  // e.g. to count it in the metrics. Must be thread-safe.
+  std::function<void(unsigned status)> on_rejected;
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, HttpHandler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the I/O threads. Error "unavailable" when the
+  // address cannot be bound.
+  core::Status Start();
+
+  // The bound address (with the real port when options.port was 0).
+  boost::asio::ip::tcp::endpoint local_endpoint() const { return endpoint_; }
+
+  // Idempotent. Blocks until the I/O threads have exited.
+  void Stop();
+
+  struct Shared;  // state shared with the connections; defined in the .cc
+
+ private:
+  class Listener;
+
+  std::shared_ptr<Shared> shared_;
+  boost::asio::io_context ioc_;
+  // Keeps the I/O threads running while a request is with a handler and no
+  // socket operation is pending (the service holds the only reference).
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::shared_ptr<Listener> listener_;
+  boost::asio::ip::tcp::endpoint endpoint_;
+  std::vector<std::thread> threads_;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+// The API's error body, {"error":{"code":...,"message":...}}, for responses
+// the transport layer writes itself.
+std::string ErrorJson(std::string_view code, std::string_view message);
+
+}  // namespace loyalty::agent

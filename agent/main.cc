@@ -1,0 +1,194 @@
+// loyalty-agent: the store terminal daemon. Parses the configuration, opens
+// the checkout service, serves the local API until SIGTERM/SIGINT, then
+// stops accepting, lets in-flight requests finish and drains the service.
+#include <pthread.h>
+#include <signal.h>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <future>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "agent/api.h"
+#include "agent/checkout_service.h"
+#include "agent/config.h"
+#include "agent/display_hub.h"
+#include "agent/http_server.h"
+#include "agent/metrics.h"
+#include "core/card.h"
+
+namespace loyalty::agent {
+namespace {
+
+struct DemoMember {
+  std::string card;
+  const char* name;
+};
+
+std::vector<DemoMember> DemoMembers() {
+  static constexpr const char* kNames[] = {"Ana Garcia", "Ben Okafor", "Chloe Martin",
+                                           "Dmitri Ivanov", "Eva Novak"};
+  std::vector<DemoMember> members;
+  int i = 1;
+  for (const char* name : kNames) {
+    std::string payload = "60359900000000" + std::to_string(i++);
+    payload.push_back(core::LuhnCheckDigit(payload));
+    members.push_back({payload, name});
+  }
+  return members;
+}
+
+// Enrols the demo members when the store looks empty: nothing pending and the
+// first demo card unknown. Returns the cards that exist afterwards.
+std::vector<DemoMember> SeedDemo(CheckoutService& service) {
+  std::vector<DemoMember> members = DemoMembers();
+  auto first = service.LookupMember(members.front().card);
+  if (first.ok()) return members;  // seeded on an earlier start
+  if (service.Health().pending_events() > 0) {
+    spdlog::info("demo: the store already has data; not seeding demo members");
+    return {};
+  }
+  std::vector<DemoMember> enrolled;
+  for (const DemoMember& m : members) {
+    loyalty::v1::EnrolRequest req;
+    req.set_card(m.card);
+    req.set_display_name(m.name);
+    req.set_language("en");
+    std::promise<core::Result<loyalty::v1::MemberResponse>> promise;
+    auto future = promise.get_future();
+    service.Enrol(std::move(req), [&promise](core::Result<loyalty::v1::MemberResponse> r) {
+      promise.set_value(std::move(r));
+    });
+    auto result = future.get();
+    if (!result.ok() && result.error().code != core::code::kAlreadyEnrolled) {
+      spdlog::warn("demo: cannot enrol {}: {} ({})", m.name, result.error().message,
+                   result.error().code);
+      continue;
+    }
+    enrolled.push_back(m);
+  }
+  return enrolled;
+}
+
+void LogDemo(const std::vector<DemoMember>& members, const std::string& base) {
+  if (members.empty()) return;
+  for (const DemoMember& m : members) spdlog::info("demo member: {} card {}", m.name, m.card);
+  const std::string& card = members.front().card;
+  spdlog::info("try: curl -s {}/v1/members/{}", base, card);
+  spdlog::info(
+      "try: curl -s -X POST {}/v1/checkout/quote -d "
+      "'{{\"card\":\"{}\",\"lines\":[{{\"sku\":\"COF-1\",\"category\":\"Coffee\","
+      "\"quantity\":2,\"unit_price\":350}}]}}'",
+      base, card);
+  spdlog::info(
+      "try: curl -s -X POST {}/v1/checkout/commit -d "
+      "'{{\"pos_txn_id\":\"demo-1\",\"card\":\"{}\",\"lines\":[{{\"sku\":\"COF-1\","
+      "\"category\":\"Coffee\",\"quantity\":2,\"unit_price\":350}}]}}'",
+      base, card);
+}
+
+int Run(int argc, char** argv) {
+  auto config = ParseAgentConfig(std::vector<std::string>(argv, argv + argc));
+  if (!config) {
+    std::cerr << "loyalty-agent: " << config.error().message << "\n";
+    return kConfigErrorExitCode;
+  }
+  if (config->help) {
+    std::cout << AgentUsage();
+    return 0;
+  }
+
+  auto logger = spdlog::stderr_color_mt("loyalty-agent");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+
+  auto options = BuildServiceOptions(*config);
+  if (!options) {
+    std::cerr << "loyalty-agent: " << options.error().message << "\n";
+    return kConfigErrorExitCode;
+  }
+  if (!config->server.empty()) {
+    spdlog::info("server {} configured; sync is not implemented yet, running offline",
+                 config->server);
+  }
+
+  // Block the shutdown signals before any thread starts, so every thread
+  // inherits the mask and only sigwait() below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto service_or = OpenCheckoutService(*options);
+  if (!service_or) {
+    spdlog::error("cannot open the terminal database in {}: {} ({})", config->data_dir,
+                  service_or.error().message, service_or.error().code);
+    return 1;
+  }
+  std::unique_ptr<CheckoutService> service = std::move(*service_or);
+
+  std::vector<DemoMember> demo;
+  if (config->demo) demo = SeedDemo(*service);
+
+  Metrics metrics(Api::RouteNames());
+  CheckoutService* svc = service.get();
+  metrics.AddGauge("loyalty_pending_events", "Events not yet acknowledged by the server.",
+                   [svc] { return static_cast<double>(svc->PendingEvents()); });
+  DisplayHub display;
+  Api api(service.get(), &metrics, &display);
+
+  HttpServerOptions http;
+  http.host = config->listen_host;
+  http.port = config->listen_port;
+  http.io_threads = config->io_threads;
+  http.max_body_bytes = config->max_body_bytes;
+  const int rejected = metrics.RouteIndex("rejected");
+  http.on_rejected = [&metrics, rejected](unsigned status) {
+    metrics.Observe(rejected, status, 0);
+  };
+  int exit_code = 0;
+  {
+    HttpServer server(std::move(http), [&api](const HttpRequest& request, Respond respond) {
+      api.Handle(request, std::move(respond));
+    });
+    if (auto st = server.Start(); !st) {
+      spdlog::error("{}", st.error().message);
+      service->Stop();
+      return 1;
+    }
+    const auto ep = server.local_endpoint();
+    const std::string host =
+        ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+    const std::string base = host + ":" + std::to_string(ep.port());
+    // Scripts and tests read the port from this line (--listen ...:0), so it
+    // is written even when the log level hides info messages.
+    if (spdlog::should_log(spdlog::level::info)) {
+      spdlog::info("listening on {} (store {}, terminal {})", base, config->store_id,
+                   config->terminal_id);
+    } else {
+      std::cerr << "loyalty-agent: listening on " << base << std::endl;
+    }
+    LogDemo(demo, "http://" + base);
+
+    int sig = 0;
+    while (sigwait(&signals, &sig) != 0) {
+    }
+    spdlog::info("{} received; shutting down", strsignal(sig));
+    server.Stop();
+    // Responses still queued in the service are answered (and dropped by
+    // the stopped server) before the server object goes away.
+    service->Stop();
+  }
+  spdlog::info("stopped");
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace loyalty::agent
+
+int main(int argc, char** argv) { return loyalty::agent::Run(argc, argv); }

@@ -1,0 +1,769 @@
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "core/member_state.h"
+#include "core/programme.h"
+#include "core/time_util.h"
+#include "storage/server_store.h"
+#include "storage/sqlite.h"
+
+namespace loyalty::storage {
+namespace {
+
+namespace v1 = loyalty::v1;
+using core::MakeError;
+using core::Result;
+using core::Status;
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE meta(
+  key   TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- The authoritative member ledger; `ledger` is a loyalty.v1.MemberLedger.
+CREATE TABLE members(
+  member_id TEXT PRIMARY KEY,
+  card_hash TEXT NOT NULL UNIQUE,
+  ledger    BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- Provisional ids from terminals that now mean a member.
+CREATE TABLE member_aliases(
+  alias     TEXT PRIMARY KEY,
+  member_id TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Every applied event, keyed by its identity (store/terminal/epoch/seq).
+CREATE TABLE events(
+  event_key   TEXT PRIMARY KEY,
+  uuid        TEXT NOT NULL,
+  member_id   TEXT NOT NULL,
+  occurred_ms INTEGER NOT NULL,
+  body        BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX events_by_member ON events(member_id, occurred_ms);
+
+CREATE TABLE terminals(
+  store_id    TEXT NOT NULL,
+  terminal_id TEXT NOT NULL,
+  epoch       INTEGER NOT NULL,
+  last_seq    INTEGER NOT NULL,
+  PRIMARY KEY(store_id, terminal_id, epoch)
+) WITHOUT ROWID;
+
+CREATE TABLE stores(
+  store_id        TEXT PRIMARY KEY,
+  last_seen_ms    INTEGER NOT NULL DEFAULT 0,
+  events_received INTEGER NOT NULL DEFAULT 0,
+  events_rejected INTEGER NOT NULL DEFAULT 0,
+  last_event_ms   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- The downlink change feed, compacted: the latest version of each thing.
+CREATE TABLE changes(
+  kind    TEXT NOT NULL,
+  key     TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY(kind, key)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX changes_by_version ON changes(version);
+
+CREATE TABLE offers(
+  id      TEXT PRIMARY KEY,
+  body    BLOB NOT NULL,
+  retired INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE conflicts(
+  id          INTEGER PRIMARY KEY,
+  member_id   TEXT NOT NULL,
+  body        BLOB NOT NULL
+);
+
+CREATE TABLE rejected_events(
+  event_key   TEXT NOT NULL,
+  store_id    TEXT NOT NULL,
+  code        TEXT NOT NULL,
+  message     TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  body        BLOB NOT NULL
+);
+)sql"},
+};
+
+std::string EventKey(const v1::EventId& id) {
+  return id.store_id() + "/" + id.terminal_id() + "/" + std::to_string(id.epoch()) + "/" +
+         std::to_string(id.seq());
+}
+
+std::string TerminalKey(const v1::EventId& id) {
+  return id.store_id() + "/" + id.terminal_id() + "/" + std::to_string(id.epoch());
+}
+
+template <typename Message>
+Result<Message> Parse(std::string_view blob, const char* what) {
+  Message m;
+  if (!m.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+    return MakeError(core::code::kInternal, std::string("corrupt ") + what);
+  }
+  return m;
+}
+
+// Checks what the server needs of an event before applying it. The store id
+// must be the uploader's own: a store can only write as itself (invariant 8).
+Status ValidateEvent(const v1::Event& e, const std::string& store_id) {
+  auto bad = [](std::string message) { return MakeError("invalid_event", std::move(message)); };
+  const auto& id = e.id();
+  if (id.store_id() != store_id) {
+    return MakeError("wrong_store", "event claims store \"" + id.store_id() +
+                                        "\" but was uploaded by store \"" + store_id + "\"");
+  }
+  if (id.terminal_id().empty()) return bad("event id has no terminal_id");
+  if (id.seq() == 0) return bad("event id has no sequence number");
+  if (id.uuid().empty()) return bad("event id has no uuid");
+  if (e.member_id().empty()) return bad("event has no member_id");
+  if (e.occurred_at_ms() <= 0) return bad("event has no occurred_at_ms");
+  switch (e.body_case()) {
+    case v1::Event::kEnrolment:
+      if (e.enrolment().card_hash().size() != 64) return bad("enrolment without a card hash");
+      break;
+    case v1::Event::kPurchase:
+      if (e.purchase().points_earned() < 0 || e.purchase().total() < 0) {
+        return bad("purchase with negative points or total");
+      }
+      break;
+    case v1::Event::kRedemption:
+      if (e.redemption().points() <= 0) return bad("redemption of no points");
+      break;
+    case v1::Event::kReversal:
+      if (e.reversal().points_reversed() < 0 || e.reversal().points_restored() < 0) {
+        return bad("reversal with negative points");
+      }
+      break;
+    case v1::Event::kVisit:
+    case v1::Event::kAdjustment:
+      break;
+    case v1::Event::BODY_NOT_SET:
+      return bad("event has no body");
+  }
+  return {};
+}
+
+int64_t DayOf(int64_t ms) { return ms >= 0 ? ms / core::kMillisPerDay : -1 - (-ms - 1) / core::kMillisPerDay; }
+
+class SqliteServerStore final : public ServerStore {
+ public:
+  explicit SqliteServerStore(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+
+  Status Init() {
+    if (auto s = Migrate(*db_, kMigrations); !s.ok()) return s;
+    auto programme = LoadProgramme();
+    if (!programme.ok()) return programme.error();
+    programme_ = std::move(*programme);
+    return {};
+  }
+
+  // -------------------------------------------------------------- ingest --
+
+  Result<IngestOutcome> Ingest(const std::string& store_id, std::span<const v1::Event> events,
+                               int64_t now_ms) override {
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    IngestOutcome out;
+    // New events per member (resolved id), applied after the loop so a member
+    // is folded once per batch however many of its events the batch holds.
+    std::map<std::string, std::vector<v1::Event>> fresh;
+    int64_t last_event_ms = 0;
+    int64_t rejected = 0;
+    int64_t applied = 0;
+
+    for (const v1::Event& event : events) {
+      auto reject = [&](const core::Error& error) -> Status {
+        v1::EventRejection r;
+        *r.mutable_id() = event.id();
+        r.set_code(error.code);
+        r.set_message(error.message);
+        out.rejected.push_back(r);
+        ++rejected;
+        return Exec("INSERT INTO rejected_events(event_key, store_id, code, message, received_ms, "
+                    "body) VALUES(?, ?, ?, ?, ?, ?)",
+                    {EventKey(event.id()), store_id, error.code, error.message},
+                    {now_ms}, event.SerializeAsString());
+      };
+      if (auto s = ValidateEvent(event, store_id); !s.ok()) {
+        if (auto r = reject(s.error()); !r.ok()) return r.error();
+        continue;
+      }
+      const std::string key = EventKey(event.id());
+      auto seen = SeenUuid(key);
+      if (!seen.ok()) return seen.error();
+      if (*seen) {
+        if (**seen == event.id().uuid()) {
+          out.acknowledged.push_back(event.id());  // a resend: nothing changes
+        } else if (auto r = reject(MakeError(
+                       "sequence_reused",
+                       "sequence number " + key +
+                           " was already used by another event; the terminal must start a new "
+                           "epoch"));
+                   !r.ok()) {
+          return r.error();
+        }
+        continue;
+      }
+      auto member = ResolveMember(event, now_ms);
+      if (!member.ok()) {
+        if (member.error().code == core::code::kInternal ||
+            member.error().code == core::code::kUnavailable ||
+            member.error().code == core::code::kDiskFull) {
+          return member.error();
+        }
+        if (auto r = reject(member.error()); !r.ok()) return r.error();
+        continue;
+      }
+      if (auto s = Exec("INSERT INTO events(event_key, uuid, member_id, occurred_ms, body) "
+                        "VALUES(?, ?, ?, ?, ?)",
+                        {key, event.id().uuid(), *member}, {event.occurred_at_ms()},
+                        event.SerializeAsString());
+          !s.ok()) {
+        return s.error();
+      }
+      if (auto s = Exec("INSERT INTO terminals(store_id, terminal_id, epoch, last_seq) "
+                        "VALUES(?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = "
+                        "max(last_seq, excluded.last_seq)",
+                        {event.id().store_id(), event.id().terminal_id()},
+                        {static_cast<int64_t>(event.id().epoch()),
+                         static_cast<int64_t>(event.id().seq())});
+          !s.ok()) {
+        return s.error();
+      }
+      fresh[*member].push_back(event);
+      out.acknowledged.push_back(event.id());
+      ++applied;
+      last_event_ms = std::max(last_event_ms, event.occurred_at_ms());
+    }
+
+    for (auto& [member_id, member_events] : fresh) {
+      if (auto s = ApplyToMember(member_id, member_events, now_ms); !s.ok()) return s.error();
+      out.touched_members.push_back(member_id);
+    }
+    if (auto s = Exec("INSERT INTO stores(store_id, last_seen_ms, events_received, "
+                      "events_rejected, last_event_ms) VALUES(?, ?, ?, ?, ?) "
+                      "ON CONFLICT DO UPDATE SET last_seen_ms = excluded.last_seen_ms, "
+                      "events_received = events_received + excluded.events_received, "
+                      "events_rejected = events_rejected + excluded.events_rejected, "
+                      "last_event_ms = max(last_event_ms, excluded.last_event_ms)",
+                      {store_id},
+                      {now_ms, applied, rejected, last_event_ms});
+        !s.ok()) {
+      return s.error();
+    }
+    auto latest = LatestVersion();
+    if (!latest.ok()) return latest.error();
+    out.latest_version = *latest;
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    return out;
+  }
+
+  // ------------------------------------------------------------ downlink --
+
+  Result<v1::ChangesPage> Changes(uint64_t after_version, uint32_t max_changes) override {
+    if (max_changes == 0 || max_changes > 5000) max_changes = 1000;
+    auto latest = LatestVersion();
+    if (!latest.ok()) return latest.error();
+    // A cursor from the future (the server was restored from a backup) is
+    // served a full snapshot rather than nothing.
+    if (after_version > *latest) after_version = 0;
+    auto txn = Transaction::Begin(*db_, Transaction::Mode::kDeferred);
+    if (!txn.ok()) return txn.error();
+    auto stmt = db_->Prepare(
+        "SELECT kind, key, version FROM changes WHERE version > ? ORDER BY version LIMIT ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, static_cast<int64_t>(after_version)).Bind(2, int64_t{max_changes});
+    std::vector<std::tuple<std::string, std::string, uint64_t>> rows;
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      rows.emplace_back((*stmt)->ColumnText(0), (*stmt)->ColumnText(1),
+                        static_cast<uint64_t>((*stmt)->ColumnInt(2)));
+    }
+    v1::ChangesPage page;
+    page.set_cursor(after_version);
+    for (const auto& [kind, key, version] : rows) {
+      v1::Change* change = page.add_changes();
+      change->set_version(version);
+      if (kind == "member") {
+        auto ledger = LoadLedger(key);
+        if (!ledger.ok()) return ledger.error();
+        if (!*ledger) return MakeError(core::code::kInternal, "change for a missing member");
+        *change->mutable_member() = (*ledger)->snapshot();
+      } else if (kind == "erased") {
+        change->set_erased_member_id(key);
+      } else if (kind == "offer") {
+        auto offer = LoadOffer(key);
+        if (!offer.ok()) return offer.error();
+        if (offer->second) {
+          change->set_withdrawn_offer_id(key);
+        } else {
+          *change->mutable_offer() = offer->first;
+        }
+      } else if (kind == "programme") {
+        *change->mutable_programme() = programme_;
+      }
+      page.set_cursor(version);
+    }
+    page.set_has_more(rows.size() == max_changes);
+    return page;
+  }
+
+  Result<uint64_t> LatestVersion() override {
+    auto stmt = db_->Prepare("SELECT coalesce(max(version), 0) FROM changes");
+    if (!stmt.ok()) return stmt.error();
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    const auto v = static_cast<uint64_t>((*stmt)->ColumnInt(0));
+    (*stmt)->Reset();
+    return v;
+  }
+
+  // --------------------------------------------------------- head office --
+
+  Result<std::optional<MemberRecord>> FindMember(const std::string& card_hash_or_id,
+                                                 int history_limit) override {
+    auto member_id = ResolveAlias(card_hash_or_id);
+    if (!member_id.ok()) return member_id.error();
+    std::string id = *member_id;
+    {
+      auto stmt = db_->Prepare("SELECT member_id FROM members WHERE card_hash = ?");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, card_hash_or_id);
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (*row) id = (*stmt)->ColumnText(0);
+      (*stmt)->Reset();
+    }
+    auto ledger = LoadLedger(id);
+    if (!ledger.ok()) return ledger.error();
+    if (!*ledger) return std::optional<MemberRecord>();
+    MemberRecord record;
+    record.ledger = std::move(**ledger);
+    auto stmt = db_->Prepare(
+        "SELECT body FROM (SELECT body, occurred_ms, event_key FROM events WHERE member_id = ? "
+        "ORDER BY occurred_ms DESC, event_key DESC LIMIT ?) ORDER BY occurred_ms, event_key");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, id).Bind(2, int64_t{history_limit});
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto event = Parse<v1::Event>((*stmt)->ColumnBlob(0), "event");
+      if (!event.ok()) return event.error();
+      record.history.push_back(std::move(*event));
+    }
+    return std::optional<MemberRecord>(std::move(record));
+  }
+
+  Result<uint64_t> PutOffer(const v1::Offer& offer) override {
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    if (auto s = Exec("INSERT INTO offers(id, body, retired) VALUES(?, ?, 0) ON CONFLICT(id) DO "
+                      "UPDATE SET body = excluded.body, retired = 0",
+                      {offer.id()}, {}, offer.SerializeAsString());
+        !s.ok()) {
+      return s.error();
+    }
+    auto version = Bump("offer", offer.id());
+    if (!version.ok()) return version.error();
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    return *version;
+  }
+
+  Result<uint64_t> RetireOffer(const std::string& offer_id) override {
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    auto existing = LoadOffer(offer_id);
+    if (!existing.ok()) return existing.error();
+    if (auto s = Exec("UPDATE offers SET retired = 1 WHERE id = ?", {offer_id}); !s.ok()) {
+      return s.error();
+    }
+    auto version = Bump("offer", offer_id);
+    if (!version.ok()) return version.error();
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    return *version;
+  }
+
+  Result<std::vector<v1::Offer>> Offers() override {
+    auto stmt = db_->Prepare("SELECT body FROM offers WHERE retired = 0 ORDER BY id");
+    if (!stmt.ok()) return stmt.error();
+    std::vector<v1::Offer> out;
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto offer = Parse<v1::Offer>((*stmt)->ColumnBlob(0), "offer");
+      if (!offer.ok()) return offer.error();
+      out.push_back(std::move(*offer));
+    }
+    return out;
+  }
+
+  Result<uint64_t> PutProgramme(const v1::Programme& programme) override {
+    if (auto s = core::ValidateProgramme(programme); !s.ok()) return s.error();
+    if (programme.version() <= programme_.version()) {
+      return MakeError(core::code::kConflict,
+                       "programme version " + std::to_string(programme.version()) +
+                           " is not newer than the published version " +
+                           std::to_string(programme_.version()));
+    }
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    if (auto s = Exec("INSERT INTO meta(key, value) VALUES('programme', ?) ON CONFLICT(key) DO "
+                      "UPDATE SET value = excluded.value",
+                      {}, {}, programme.SerializeAsString());
+        !s.ok()) {
+      return s.error();
+    }
+    auto version = Bump("programme", "current");
+    if (!version.ok()) return version.error();
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    programme_ = programme;
+    return *version;
+  }
+
+  Result<v1::Programme> Programme() override { return programme_; }
+
+  Result<std::vector<v1::Conflict>> Conflicts() override {
+    auto stmt = db_->Prepare("SELECT id, body FROM conflicts ORDER BY id");
+    if (!stmt.ok()) return stmt.error();
+    std::vector<v1::Conflict> out;
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto conflict = Parse<v1::Conflict>((*stmt)->ColumnBlob(1), "conflict");
+      if (!conflict.ok()) return conflict.error();
+      conflict->set_id(static_cast<uint64_t>((*stmt)->ColumnInt(0)));
+      out.push_back(std::move(*conflict));
+    }
+    return out;
+  }
+
+  Result<std::vector<v1::StoreStatus>> StoreStatuses() override {
+    std::map<std::string, v1::StoreStatus> by_store;
+    {
+      auto stmt = db_->Prepare(
+          "SELECT store_id, last_seen_ms, events_received, events_rejected, last_event_ms FROM "
+          "stores ORDER BY store_id");
+      if (!stmt.ok()) return stmt.error();
+      for (;;) {
+        auto row = (*stmt)->Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        v1::StoreStatus& s = by_store[(*stmt)->ColumnText(0)];
+        s.set_store_id((*stmt)->ColumnText(0));
+        s.set_last_seen_ms((*stmt)->ColumnInt(1));
+        s.set_events_received((*stmt)->ColumnInt(2));
+        s.set_events_rejected((*stmt)->ColumnInt(3));
+        s.set_last_event_at_ms((*stmt)->ColumnInt(4));
+        s.set_lag_ms(s.last_event_at_ms() > 0 ? s.last_seen_ms() - s.last_event_at_ms() : 0);
+      }
+    }
+    auto stmt = db_->Prepare(
+        "SELECT store_id, terminal_id, epoch, last_seq FROM terminals ORDER BY 1, 2, 3");
+    if (!stmt.ok()) return stmt.error();
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      v1::StoreStatus& s = by_store[(*stmt)->ColumnText(0)];
+      s.set_store_id((*stmt)->ColumnText(0));
+      auto* t = s.add_terminals();
+      t->set_terminal_id((*stmt)->ColumnText(1));
+      t->set_epoch(static_cast<uint64_t>((*stmt)->ColumnInt(2)));
+      t->set_last_seq(static_cast<uint64_t>((*stmt)->ColumnInt(3)));
+    }
+    std::vector<v1::StoreStatus> out;
+    for (auto& [_, s] : by_store) out.push_back(std::move(s));
+    return out;
+  }
+
+  Status TouchStore(const std::string& store_id, int64_t now_ms) override {
+    return Exec("INSERT INTO stores(store_id, last_seen_ms) VALUES(?, ?) ON CONFLICT DO UPDATE "
+                "SET last_seen_ms = excluded.last_seen_ms",
+                {store_id}, {now_ms});
+  }
+
+  Result<Totals> LedgerTotals() override {
+    Totals totals;
+    {
+      auto stmt = db_->Prepare("SELECT count(*) FROM events");
+      if (!stmt.ok()) return stmt.error();
+      if (auto row = (*stmt)->Step(); !row.ok()) return row.error();
+      totals.events = (*stmt)->ColumnInt(0);
+      (*stmt)->Reset();
+    }
+    auto stmt = db_->Prepare("SELECT ledger FROM members");
+    if (!stmt.ok()) return stmt.error();
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto ledger = Parse<v1::MemberLedger>((*stmt)->ColumnBlob(0), "member ledger");
+      if (!ledger.ok()) return ledger.error();
+      ++totals.members;
+      totals.points += ledger->snapshot().points_balance();
+    }
+    return totals;
+  }
+
+ private:
+  // Runs a statement with text parameters, then integer parameters, then an
+  // optional blob, bound in that order.
+  Status Exec(std::string_view sql, std::initializer_list<std::string_view> texts,
+              std::initializer_list<int64_t> ints = {}, std::optional<std::string> blob = {}) {
+    auto stmt = db_->Prepare(sql);
+    if (!stmt.ok()) return stmt.error();
+    int i = 1;
+    for (auto t : texts) (*stmt)->Bind(i++, t);
+    for (auto n : ints) (*stmt)->Bind(i++, n);
+    if (blob) (*stmt)->BindBlob(i++, *blob);
+    return (*stmt)->Run();
+  }
+
+  Result<std::optional<std::string>> SeenUuid(const std::string& key) {
+    auto stmt = db_->Prepare("SELECT uuid FROM events WHERE event_key = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, key);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<std::string>();
+    std::string uuid = (*stmt)->ColumnText(0);
+    (*stmt)->Reset();
+    return std::optional<std::string>(std::move(uuid));
+  }
+
+  Result<std::string> ResolveAlias(const std::string& id) {
+    auto stmt = db_->Prepare("SELECT member_id FROM member_aliases WHERE alias = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, id);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    std::string out = *row ? (*stmt)->ColumnText(0) : id;
+    (*stmt)->Reset();
+    return out;
+  }
+
+  // The member an event belongs to. An enrolment of a new card creates the
+  // member under the terminal's provisional id, which the server thereby
+  // confirms; an enrolment of a card already known (enrolled offline at two
+  // stores) makes the provisional id an alias of the existing member.
+  Result<std::string> ResolveMember(const v1::Event& event, int64_t now_ms) {
+    auto resolved = ResolveAlias(event.member_id());
+    if (!resolved.ok()) return resolved.error();
+    auto ledger = LoadLedger(*resolved);
+    if (!ledger.ok()) return ledger.error();
+    if (*ledger) return *resolved;
+    if (event.body_case() != v1::Event::kEnrolment) {
+      return MakeError("unknown_member", "member " + event.member_id() + " is not enrolled");
+    }
+    const auto& enrolment = event.enrolment();
+    auto stmt = db_->Prepare("SELECT member_id FROM members WHERE card_hash = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, enrolment.card_hash());
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    if (*row) {
+      std::string existing = (*stmt)->ColumnText(0);
+      (*stmt)->Reset();
+      if (auto s = Exec("INSERT OR IGNORE INTO member_aliases(alias, member_id) VALUES(?, ?)",
+                        {event.member_id(), existing});
+          !s.ok()) {
+        return s.error();
+      }
+      auto merged = LoadLedger(existing);
+      if (!merged.ok()) return merged.error();
+      (*merged)->add_aliases(event.member_id());
+      if (auto s = SaveLedger(**merged); !s.ok()) return s.error();
+      return existing;
+    }
+    v1::MemberLedger fresh;
+    auto* snap = fresh.mutable_snapshot();
+    snap->set_member_id(event.member_id());
+    snap->set_card_hash(enrolment.card_hash());
+    snap->set_display_name(enrolment.display_name());
+    snap->set_language(enrolment.language());
+    if (programme_.tiers_size() > 0) snap->set_tier(programme_.tiers(0).name());
+    fresh.set_enrolled_at_ms(event.occurred_at_ms() > 0 ? event.occurred_at_ms() : now_ms);
+    if (auto s = Exec("INSERT INTO members(member_id, card_hash, ledger) VALUES(?, ?, ?)",
+                      {event.member_id(), enrolment.card_hash()}, {},
+                      fresh.SerializeAsString());
+        !s.ok()) {
+      return s.error();
+    }
+    return event.member_id();
+  }
+
+  // Folds a member's new events into its ledger with the same core rules the
+  // terminals use, decides the tier (with grace), records overdraws and
+  // publishes the new snapshot to the change feed.
+  Status ApplyToMember(const std::string& member_id, std::vector<v1::Event>& events,
+                       int64_t now_ms) {
+    auto loaded = LoadLedger(member_id);
+    if (!loaded.ok()) return loaded.error();
+    if (!*loaded) return MakeError(core::code::kInternal, "member vanished during ingest");
+    v1::MemberLedger ledger = std::move(**loaded);
+    std::sort(events.begin(), events.end(), [](const v1::Event& a, const v1::Event& b) {
+      if (a.occurred_at_ms() != b.occurred_at_ms()) return a.occurred_at_ms() < b.occurred_at_ms();
+      return EventKey(a.id()) < EventKey(b.id());
+    });
+    const v1::MemberSnapshot before = ledger.snapshot();
+    core::MemberState state = core::FoldMember(programme_, &before, events, now_ms);
+
+    // Qualification is recomputed from daily activity, so the window keeps
+    // moving on the server even for members who stop coming.
+    std::map<int64_t, v1::DailyActivity> days;
+    for (const auto& d : ledger.activity()) days[d.day()] = d;
+    for (const v1::Event& e : events) {
+      const int64_t day = DayOf(e.occurred_at_ms());
+      v1::DailyActivity& d = days[day];
+      d.set_day(day);
+      if (e.has_visit()) d.set_visits(d.visits() + 1);
+      if (e.has_purchase()) d.set_spend(d.spend() + e.purchase().qualifying_spend());
+      if (e.has_reversal()) d.set_spend(d.spend() - e.reversal().qualifying_spend_reversed());
+    }
+    const int64_t window_days = core::QualifyingWindowDays(programme_);
+    const int64_t first_day = DayOf(now_ms) - window_days + 1;
+    ledger.clear_activity();
+    int64_t visits = 0, spend = 0;
+    for (auto& [day, d] : days) {
+      if (day < first_day) continue;
+      visits += d.visits();
+      spend += d.spend();
+      *ledger.add_activity() = d;
+    }
+    spend = std::max<int64_t>(0, spend);
+    const core::TierDecision tier = core::DecideTier(
+        programme_, before.tier(), before.tier_kept_until_ms(), visits, spend, now_ms);
+
+    v1::MemberSnapshot* snap = ledger.mutable_snapshot();
+    snap->set_points_balance(state.points_balance);
+    snap->clear_lots();
+    for (const auto& lot : state.lots) *snap->add_lots() = lot;
+    snap->set_qualifying_visits(visits);
+    snap->set_qualifying_spend(spend);
+    snap->set_tier(tier.tier);
+    snap->set_tier_kept_until_ms(tier.kept_until_ms);
+    snap->clear_offer_uses();
+    for (const auto& [offer, uses] : state.offer_uses) (*snap->mutable_offer_uses())[offer] = uses;
+    snap->set_as_of_ms(now_ms);
+    for (const v1::Event& e : events) {
+      auto& seq = (*snap->mutable_included_seq())[TerminalKey(e.id())];
+      seq = std::max<uint64_t>(seq, e.id().seq());
+    }
+
+    if (state.points_balance < 0 && before.points_balance() >= state.points_balance) {
+      v1::Conflict conflict;
+      conflict.set_member_id(member_id);
+      conflict.set_kind("overdraw");
+      conflict.set_balance_after(state.points_balance);
+      conflict.set_detected_at_ms(now_ms);
+      std::string detail = "redemptions and reversals took the balance to " +
+                           std::to_string(state.points_balance) + " points";
+      conflict.set_detail(detail);
+      for (const v1::Event& e : events) {
+        if (e.has_redemption() || e.has_reversal() || e.adjustment().points() < 0) {
+          conflict.add_event_ids(EventKey(e.id()));
+        }
+      }
+      if (conflict.event_ids_size() > 0) {
+        if (auto s = Exec("INSERT INTO conflicts(member_id, body) VALUES(?, ?)", {member_id}, {},
+                          conflict.SerializeAsString());
+            !s.ok()) {
+          return s;
+        }
+      }
+    }
+    auto version = Bump("member", member_id);
+    if (!version.ok()) return version.error();
+    snap->set_version(*version);
+    return SaveLedger(ledger);
+  }
+
+  Result<uint64_t> Bump(std::string_view kind, std::string_view key) {
+    auto latest = LatestVersion();
+    if (!latest.ok()) return latest.error();
+    const uint64_t version = *latest + 1;
+    if (auto s = Exec("INSERT INTO changes(kind, key, version) VALUES(?, ?, ?) ON CONFLICT DO "
+                      "UPDATE SET version = excluded.version",
+                      {kind, key}, {static_cast<int64_t>(version)});
+        !s.ok()) {
+      return s.error();
+    }
+    return version;
+  }
+
+  Result<std::optional<v1::MemberLedger>> LoadLedger(const std::string& member_id) {
+    auto stmt = db_->Prepare("SELECT ledger FROM members WHERE member_id = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, member_id);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<v1::MemberLedger>();
+    auto ledger = Parse<v1::MemberLedger>((*stmt)->ColumnBlob(0), "member ledger");
+    (*stmt)->Reset();
+    if (!ledger.ok()) return ledger.error();
+    return std::optional<v1::MemberLedger>(std::move(*ledger));
+  }
+
+  Status SaveLedger(const v1::MemberLedger& ledger) {
+    auto stmt = db_->Prepare("UPDATE members SET ledger = ? WHERE member_id = ?");
+    if (!stmt.ok()) return stmt.error();
+    return (*stmt)
+        ->BindBlob(1, ledger.SerializeAsString())
+        .Bind(2, ledger.snapshot().member_id())
+        .Run();
+  }
+
+  Result<std::pair<v1::Offer, bool>> LoadOffer(const std::string& id) {
+    auto stmt = db_->Prepare("SELECT body, retired FROM offers WHERE id = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, id);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return MakeError(core::code::kNotFound, "no offer \"" + id + "\"");
+    auto offer = Parse<v1::Offer>((*stmt)->ColumnBlob(0), "offer");
+    const bool retired = (*stmt)->ColumnInt(1) != 0;
+    (*stmt)->Reset();
+    if (!offer.ok()) return offer.error();
+    return std::make_pair(std::move(*offer), retired);
+  }
+
+  Result<v1::Programme> LoadProgramme() {
+    auto stmt = db_->Prepare("SELECT value FROM meta WHERE key = 'programme'");
+    if (!stmt.ok()) return stmt.error();
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return core::DefaultProgramme();
+    auto programme = Parse<v1::Programme>((*stmt)->ColumnBlob(0), "programme");
+    (*stmt)->Reset();
+    return programme;
+  }
+
+  std::unique_ptr<Database> db_;
+  v1::Programme programme_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ServerStore>> OpenSqliteServerStore(const std::string& path) {
+  auto db = Database::Open(path, Database::Options{});
+  if (!db.ok()) return db.error();
+  auto store = std::make_unique<SqliteServerStore>(std::move(*db));
+  if (auto s = store->Init(); !s.ok()) return s.error();
+  return std::unique_ptr<ServerStore>(std::move(store));
+}
+
+}  // namespace loyalty::storage
