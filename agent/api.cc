@@ -6,6 +6,8 @@
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <exception>
+#include <thread>
+#include <algorithm>
 
 #include "loyalty/v1/api.pb.h"
 #include "proto/json.h"
@@ -28,6 +30,8 @@ enum class Route {
   kVoid,
   kRedeem,
   kMetrics,
+  kSyncStatus,
+  kSyncNow,
   kUnmatched,
   kRejected,
 };
@@ -39,7 +43,7 @@ struct RouteSpec {
 };
 
 // Order matters only for the metric index, which is the enum value.
-constexpr std::array<RouteSpec, 10> kRoutes = {{
+constexpr std::array<RouteSpec, 12> kRoutes = {{
     {Route::kHealth, "/v1/health", http::verb::get},
     {Route::kEnrol, "/v1/members", http::verb::post},
     {Route::kLookup, "/v1/members/{card}", http::verb::get},
@@ -48,6 +52,9 @@ constexpr std::array<RouteSpec, 10> kRoutes = {{
     {Route::kVoid, "/v1/checkout/void", http::verb::post},
     {Route::kRedeem, "/v1/redemptions", http::verb::post},
     {Route::kMetrics, "/metrics", http::verb::get},
+    {Route::kSyncStatus, "/v1/sync", http::verb::get},
+    // Same path, other method: the label tells the two apart in metrics.
+    {Route::kSyncNow, "/v1/sync (POST)", http::verb::post},
     {Route::kUnmatched, "unmatched", http::verb::unknown},
     {Route::kRejected, "rejected", http::verb::unknown},
 }};
@@ -137,6 +144,84 @@ bool PercentDecode(std::string_view in, std::string* out) {
 Api::Api(CheckoutService* service, Metrics* metrics, DisplayHub* display)
     : service_(service), metrics_(metrics), display_(display) {}
 
+void Api::SetSync(sync::AgentSync* sync) { sync_ = sync; }
+
+namespace {
+
+v1::SyncStatusResponse ToResponse(const sync::SyncStatus& status) {
+  v1::SyncStatusResponse out;
+  out.set_enabled(true);
+  out.set_server(status.server);
+  out.set_connected(status.connected);
+  out.set_pending_events(status.pending_events);
+  out.set_dead_letters(status.dead_letters);
+  out.set_last_success_ms(status.last_success_ms);
+  if (status.last_error) {
+    out.mutable_last_error()->set_code(status.last_error->code);
+    out.mutable_last_error()->set_message(status.last_error->message);
+  }
+  out.set_cursor(status.cursor);
+  out.set_epoch(status.epoch);
+  for (const auto& d : status.recent_dead_letters) {
+    auto* view = out.add_recent_dead_letters();
+    view->set_event_id(d.event_key);
+    view->set_code(d.code);
+    view->set_message(d.message);
+    view->set_rejected_at_ms(d.rejected_at_ms);
+  }
+  return out;
+}
+
+}  // namespace
+
+v1::SyncStatusResponse Api::SyncStatusJson() {
+  if (!sync_) {
+    v1::SyncStatusResponse out;
+    out.set_enabled(false);
+    out.set_pending_events(service_->PendingEvents());
+    return out;
+  }
+  return ToResponse(sync_->Status());
+}
+
+void Api::HandleSyncNow(const HttpRequest& request, Respond done) {
+  if (!sync_) {
+    done(503,
+         ErrorBody(core::code::kUnavailable,
+                   "sync is not configured: start the agent with --server and --tls-dir"),
+         kJson);
+    return;
+  }
+  // ?timeout_ms=N bounds the wait (default 30 s, at most 5 min).
+  int64_t timeout_ms = 30000;
+  std::string_view target(request.target().data(), request.target().size());
+  if (auto q = target.find("timeout_ms="); q != std::string_view::npos) {
+    try {
+      timeout_ms = std::clamp<int64_t>(std::stoll(std::string(target.substr(q + 11))), 1, 300000);
+    } catch (const std::exception&) {
+      done(400, ErrorBody(core::code::kInvalidRequest, "timeout_ms must be an integer"), kJson);
+      return;
+    }
+  }
+  // The round blocks for up to the timeout: run it off the I/O thread.
+  sync::AgentSync* sync = sync_;
+  std::thread([sync, timeout_ms, done = std::move(done)] {
+    try {
+      auto result = sync->SyncNow(std::chrono::milliseconds(timeout_ms));
+      if (!result.ok()) {
+        // The round failed (server unreachable, certificate expired, ...):
+        // the usual error body; GET /v1/sync has the rest of the state.
+        done(503, ErrorBody(result.error().code, result.error().message), kJson);
+        return;
+      }
+      done(200, proto::ToJson(ToResponse(*result)), kJson);
+    } catch (const std::exception& ex) {
+      spdlog::error("api: POST /v1/sync: {}", ex.what());
+      done(500, ErrorBody(core::code::kInternal, "internal error"), kJson);
+    }
+  }).detach();
+}
+
 std::vector<std::string> Api::RouteNames() {
   std::vector<std::string> names;
   for (const RouteSpec& spec : kRoutes) names.emplace_back(spec.label);
@@ -182,6 +267,9 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
   try {
     if (route == Route::kUnmatched) {
       return error(core::code::kNotFound, "no such endpoint: " + std::string(path));
+    }
+    if (route == Route::kSyncStatus && request.method() == http::verb::post) {
+      return HandleSyncNow(request, std::move(done));
     }
     const RouteSpec& spec = kRoutes[static_cast<std::size_t>(route)];
     if (request.method() != spec.method) {
@@ -257,6 +345,9 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
         });
         return;
       }
+      case Route::kSyncStatus:
+        return done(200, proto::ToJson(SyncStatusJson()), kJson);
+      case Route::kSyncNow:  // dispatched above, by method
       case Route::kUnmatched:
       case Route::kRejected:
         break;

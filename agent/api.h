@@ -9,6 +9,12 @@
 //   POST /v1/checkout/commit      CommitRequest  -> CommitResponse
 //   POST /v1/checkout/void        VoidRequest    -> VoidResponse
 //   POST /v1/redemptions          RedeemRequest  -> RedeemResponse
+//   GET  /v1/sync                 SyncStatusResponse (enabled=false offline)
+//   POST /v1/sync[?timeout_ms=N]  runs one sync round now and waits for it
+//                                 (default 30 s): 200 SyncStatusResponse, or
+//                                 503 with the round's error (e.g.
+//                                 connect_failed, certificate_expired);
+//                                 503 unavailable without --server
 //   GET  /metrics                 Prometheus text
 //
 // Every error is {"error":{"code":"...","message":"..."}} (ErrorResponse)
@@ -35,6 +41,8 @@
 #include "agent/display_hub.h"
 #include "agent/http_server.h"
 #include "agent/metrics.h"
+#include "loyalty/v1/api.pb.h"
+#include "sync/agent_sync.h"
 
 namespace loyalty::agent {
 
@@ -58,8 +66,16 @@ class Api {
   // state does not allow it"; clients tell them apart by the code.
   static unsigned HttpStatusForError(std::string_view code);
 
+  // Enables the /v1/sync routes with a running sync client (borrowed; it
+  // must outlive the Api). Call before serving.
+  void SetSync(sync::AgentSync* sync);
+
  private:
+  loyalty::v1::SyncStatusResponse SyncStatusJson();
+  void HandleSyncNow(const HttpRequest& request, Respond done);
+
   CheckoutService* service_;
+  sync::AgentSync* sync_ = nullptr;
   Metrics* metrics_;
   DisplayHub* display_;
 };

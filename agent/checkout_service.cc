@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -216,14 +217,15 @@ struct LoadedMember {
 class Service final : public CheckoutService {
  public:
   Service(ServiceOptions options, std::unique_ptr<AgentStore> writer,
-          std::shared_ptr<const Catalogue> catalogue, uint64_t epoch, uint64_t last_seq,
-          int64_t pending)
+          std::shared_ptr<const Catalogue> catalogue, std::vector<uint64_t> epochs,
+          uint64_t epoch, uint64_t last_seq, int64_t pending)
       : options_(std::move(options)),
         db_path_((std::filesystem::path(options_.data_dir) / "agent.db").string()),
-        terminal_key_(options_.store_id + "/" + options_.terminal_id + "/" +
-                      std::to_string(epoch)),
+        hasher_(options_.card_hash_key),
+        terminal_prefix_(options_.store_id + "/" + options_.terminal_id + "/"),
         writer_store_(std::move(writer)),
         catalogue_(std::move(catalogue)),
+        epochs_(std::make_shared<const std::vector<uint64_t>>(std::move(epochs))),
         epoch_(epoch),
         next_seq_(last_seq + 1),
         pending_events_(pending) {
@@ -266,7 +268,7 @@ class Service final : public CheckoutService {
       v1::QuoteResponse out;
       *out.mutable_member() = core::MakeMemberView(catalogue->programme, member->state, now);
       FillTotals(*quote, &out);
-      for (const auto& line : quote->purchase.lines()) *out.add_lines() = line;
+      out.mutable_lines()->Swap(quote->purchase.mutable_lines());
       out.set_tier(quote->tier);
       for (const v1::Offer* offer : quote->applied_offers) {
         *out.add_offers() = catalogue->offers.View(offer, catalogue->programme, member->state);
@@ -288,6 +290,54 @@ class Service final : public CheckoutService {
   }
 
   int64_t PendingEvents() override { return pending_events_.load(); }
+
+  // -------------------------------------------------------------- sync --
+
+  void SubmitSyncWrite(std::function<Status(AgentStore&)> write,
+                       std::function<void(Status)> done) override {
+    Submit<bool>(
+        [this, write = std::move(write)](AgentStore& store, const Catalogue&) -> Result<bool> {
+          if (auto s = write(store); !s.ok()) return s.error();
+          // A re-key switches the terminal to a new epoch: events appended
+          // after this write, even in the same group commit, must use it.
+          auto epochs = store.Epochs();
+          if (!epochs.ok()) return epochs.error();
+          if (!epochs->empty() && epochs->back() != epoch_) {
+            epoch_ = epochs->back();
+            SetEpochs(std::move(*epochs));
+          }
+          recount_pending_ = true;
+          return true;
+        },
+        Callback<bool>([done = std::move(done)](Result<bool> r) {
+          if (!r.ok()) return done(r.error());
+          done(Status());
+        }));
+  }
+
+  Status ReloadCatalogue() override {
+    auto loaded = WithReader<std::shared_ptr<const Catalogue>>(
+        [](AgentStore& store) -> Result<std::shared_ptr<const Catalogue>> {
+          auto programme = store.LoadProgramme();
+          if (!programme.ok()) return programme.error();
+          auto offers = store.LoadOffers();
+          if (!offers.ok()) return offers.error();
+          v1::Programme p = *programme ? **programme : core::DefaultProgramme();
+          OfferIndex index(std::move(*offers), p);
+          return std::make_shared<const Catalogue>(Catalogue{std::move(p), std::move(index)});
+        });
+    if (!loaded.ok()) return loaded.error();
+    spdlog::info("catalogue reloaded: programme v{}, {} offers", (*loaded)->programme.version(),
+                 (*loaded)->offers.size());
+    std::lock_guard lock(catalogue_mutex_);
+    catalogue_ = std::move(*loaded);
+    return {};
+  }
+
+  void SetCommitHook(std::function<void()> hook) override {
+    std::lock_guard lock(hook_mutex_);
+    commit_hook_ = std::move(hook);
+  }
 
   // ------------------------------------------------------------ writes --
 
@@ -342,7 +392,7 @@ class Service final : public CheckoutService {
     if (req.party_size() > 100) {
       return done(MakeError(core::code::kInvalidRequest, "party_size must be at most 100"));
     }
-    std::string hash = core::CardHash(options_.card_hash_key, *card);
+    std::string hash = hasher_.Hash(*card);
     std::string digest = Digest(req);
     Submit<v1::CommitResponse>(
         [this, req = std::move(req), basket = std::move(basket), hash = std::move(hash),
@@ -495,7 +545,7 @@ class Service final : public CheckoutService {
       return done(s.error());
     }
     if (req.redemption_id().empty()) req.set_redemption_id("r-" + RandomHex(12));
-    std::string hash = core::CardHash(options_.card_hash_key, *card);
+    std::string hash = hasher_.Hash(*card);
     std::string digest = Digest(req);
     Submit<v1::RedeemResponse>(
         [this, req = std::move(req), hash = std::move(hash), digest = std::move(digest),
@@ -550,12 +600,23 @@ class Service final : public CheckoutService {
   Result<std::string> HashCard(std::string_view card) {
     auto normalized = core::NormalizeCardNumber(card);
     if (!normalized.ok()) return normalized.error();
-    return core::CardHash(options_.card_hash_key, *normalized);
+    return hasher_.Hash(*normalized);
   }
 
   std::shared_ptr<const Catalogue> CurrentCatalogue() {
     std::lock_guard lock(catalogue_mutex_);
     return catalogue_;
+  }
+
+  std::shared_ptr<const std::vector<uint64_t>> CurrentEpochs() {
+    std::lock_guard lock(catalogue_mutex_);
+    return epochs_;
+  }
+
+  void SetEpochs(std::vector<uint64_t> epochs) {
+    auto fresh = std::make_shared<const std::vector<uint64_t>>(std::move(epochs));
+    std::lock_guard lock(catalogue_mutex_);
+    epochs_ = std::move(fresh);
   }
 
   int64_t Spendable(const Catalogue& catalogue, const core::MemberState& state) const {
@@ -579,16 +640,18 @@ class Service final : public CheckoutService {
                              Spendable(catalogue, state));
   }
 
+  // Moves the quote's lists into the response: they are large and the quote
+  // is not used for them afterwards.
   template <typename Response>
-  static void FillTotals(const core::Quote& quote, Response* out) {
+  static void FillTotals(core::Quote& quote, Response* out) {
     out->set_subtotal(quote.purchase.subtotal());
-    for (const auto& d : quote.discounts) *out->add_discounts() = d;
+    for (auto& d : quote.discounts) out->mutable_discounts()->Add(std::move(d));
     out->set_discount_total(quote.purchase.discount_total());
     out->set_redemption_value(quote.redemption_value);
     out->set_points_redeemed(quote.points_redeemed);
     out->set_total(quote.total_to_pay);
     out->set_points_earned(quote.purchase.points_earned());
-    for (const auto& e : quote.explanation) *out->add_explanation() = e;
+    for (auto& e : quote.explanation) out->mutable_explanation()->Add(std::move(e));
   }
 
   v1::MemberResponse MakeMemberResponse(const Catalogue& catalogue, const core::MemberState& state,
@@ -613,16 +676,23 @@ class Service final : public CheckoutService {
 
   Result<LoadedMember> LoadMemberRow(AgentStore& store, const Catalogue& catalogue,
                                      storage::MemberRow row, int64_t now, bool all_events) {
-    uint64_t included = 0;
-    if (row.snapshot) {
-      auto it = row.snapshot->included_seq().find(terminal_key_);
-      if (it != row.snapshot->included_seq().end()) included = it->second;
-    }
-    auto events = store.MemberEvents(row.member_id, all_events ? 0 : included);
+    // An event is pending iff the snapshot does not include it: its seq is
+    // above included_seq for this terminal in the event's own epoch (events
+    // of several epochs coexist after a re-key). Loading from the lowest of
+    // those marks keeps the read bounded.
+    auto included_in = [&](uint64_t epoch) -> uint64_t {
+      if (!row.snapshot) return 0;
+      auto it = row.snapshot->included_seq().find(terminal_prefix_ + std::to_string(epoch));
+      return it == row.snapshot->included_seq().end() ? 0 : it->second;
+    };
+    uint64_t lowest = std::numeric_limits<uint64_t>::max();
+    for (uint64_t epoch : *CurrentEpochs()) lowest = std::min(lowest, included_in(epoch));
+    if (lowest == std::numeric_limits<uint64_t>::max()) lowest = 0;
+    auto events = store.MemberEvents(row.member_id, all_events ? 0 : lowest);
     if (!events.ok()) return events.error();
     LoadedMember out;
     for (auto& e : *events) {
-      if (e.seq > included) out.pending.push_back(e.event);
+      if (e.seq > included_in(e.event.id().epoch())) out.pending.push_back(e.event);
       if (all_events) out.all.push_back(std::move(e.event));
     }
     out.state = core::FoldMember(catalogue.programme, row.snapshot ? &*row.snapshot : nullptr,
@@ -752,7 +822,9 @@ class Service final : public CheckoutService {
     std::vector<std::function<void(const Status&)>> finishers;
     finishers.reserve(batch.size());
     const uint64_t seq_before_batch = next_seq_;
+    const uint64_t epoch_before_batch = epoch_;
     batch_appended_ = 0;
+    recount_pending_ = false;
 
     auto txn = storage::Transaction::Begin(store.db(), storage::Transaction::Mode::kImmediate);
     if (!txn.ok()) {
@@ -799,10 +871,22 @@ class Service final : public CheckoutService {
                     committed.error().message);
       txn->Rollback();
       next_seq_ = seq_before_batch;
+      if (epoch_ != epoch_before_batch) {
+        epoch_ = epoch_before_batch;
+        if (auto epochs = store.Epochs(); epochs.ok()) SetEpochs(std::move(*epochs));
+      }
+    } else if (recount_pending_) {
+      // Sync acknowledged or dead-lettered events: count the outbox again
+      // (a partial index makes this cheap) rather than track every change.
+      if (auto n = store.CountUnackedEvents(); n.ok()) pending_events_ = *n;
     } else {
       pending_events_ += batch_appended_;
     }
     for (auto& finish : finishers) finish(committed);
+    if (committed.ok() && batch_appended_ > 0) {
+      std::lock_guard lock(hook_mutex_);
+      if (commit_hook_) commit_hook_();
+    }
   }
 
   template <typename T, typename Fn>
@@ -836,11 +920,16 @@ class Service final : public CheckoutService {
 
   const ServiceOptions options_;
   const std::string db_path_;
-  const std::string terminal_key_;
+  const core::CardHasher hasher_;
+  const std::string terminal_prefix_;  // "store/terminal/": included_seq keys
   std::unique_ptr<AgentStore> writer_store_;
 
   std::mutex catalogue_mutex_;
   std::shared_ptr<const Catalogue> catalogue_;
+  std::shared_ptr<const std::vector<uint64_t>> epochs_;  // every epoch used, oldest first
+
+  std::mutex hook_mutex_;
+  std::function<void()> commit_hook_;
 
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<AgentStore>> readers_;
@@ -853,12 +942,33 @@ class Service final : public CheckoutService {
   std::mutex stop_mutex_;
 
   // Writer thread only.
-  const uint64_t epoch_;
+  uint64_t epoch_;
   uint64_t next_seq_;
   int64_t batch_appended_ = 0;
+  bool recount_pending_ = false;
 
   std::atomic<int64_t> pending_events_;
 };
+
+// Cards are looked up by a keyed hash, so a database whose members were
+// hashed with another key would find nobody (and enrol everybody twice).
+// The database remembers a fingerprint of its key (not the key) and refuses
+// any other one.
+Status CheckCardHashKey(AgentStore& store, const std::string& key) {
+  const std::string fingerprint =
+      core::CardHash(key, "loyalty-card-hash-key-fingerprint").substr(0, 16);
+  auto stored = store.GetMeta("card_hash_key_id");
+  if (!stored.ok()) return stored.error();
+  if (*stored && **stored != fingerprint) {
+    return MakeError("card_hash_key_mismatch",
+                     "the members in this data directory were hashed with a different card-hash "
+                     "key (key id " + **stored + ", this key " + fingerprint +
+                         "); start with the key they were hashed with, or with an empty data "
+                         "directory");
+  }
+  if (!*stored) return store.PutMeta("card_hash_key_id", fingerprint);
+  return {};
+}
 
 }  // namespace
 
@@ -920,6 +1030,9 @@ Result<std::unique_ptr<CheckoutService>> OpenCheckoutService(const ServiceOption
   } else if (auto v = s.PutMeta("epoch", "1"); !v.ok()) {
     return v.error();
   }
+  auto epochs = s.Epochs();
+  if (!epochs.ok()) return epochs.error();
+  if (auto v = CheckCardHashKey(s, options.card_hash_key); !v.ok()) return v.error();
   auto last_seq = s.LastSeq();
   if (!last_seq.ok()) return last_seq.error();
   auto pending = s.CountUnackedEvents();
@@ -932,7 +1045,8 @@ Result<std::unique_ptr<CheckoutService>> OpenCheckoutService(const ServiceOption
   spdlog::info("terminal database {}: programme v{}, {} offers, {} events pending upload", path,
                catalogue->programme.version(), catalogue->offers.size(), *pending);
   return std::unique_ptr<CheckoutService>(
-      new Service(options, std::move(*store), std::move(catalogue), epoch, *last_seq, *pending));
+      new Service(options, std::move(*store), std::move(catalogue), std::move(*epochs), epoch,
+                  *last_seq, *pending));
 }
 
 }  // namespace loyalty::agent

@@ -26,6 +26,10 @@
 #include "loyalty/v1/api.pb.h"
 #include "loyalty/v1/domain.pb.h"
 
+namespace loyalty::storage {
+class AgentStore;
+}  // namespace loyalty::storage
+
 namespace loyalty::agent {
 
 struct ServiceOptions {
@@ -63,6 +67,26 @@ class CheckoutService {
 
   // Events not yet acknowledged by the server (the sync outbox).
   virtual int64_t PendingEvents() = 0;
+
+  // ---- for the sync client (sync/agent_sync.h)
+
+  // Queues `write` behind the requests already queued and runs it on the
+  // writer thread, atomically (its own savepoint inside the durable group
+  // commit); `done` gets its status, or the commit's, once durable. Because
+  // it shares the single writer, sync never waits on SQLite's lock against
+  // checkouts, and the service re-reads what `write` may change (the terminal
+  // epoch after a re-key, the outbox size after acks) before the next request.
+  virtual void SubmitSyncWrite(std::function<core::Status(storage::AgentStore&)> write,
+                               std::function<void(core::Status)> done) = 0;
+
+  // Re-reads the programme and offers from the database and swaps the
+  // catalogue; requests already running keep the one they started with.
+  virtual core::Status ReloadCatalogue() = 0;
+
+  // `hook` runs on the writer thread after every durable group commit that
+  // appended events (e.g. to wake the sync client). It must be quick and must
+  // not call into the service. Set it before traffic starts.
+  virtual void SetCommitHook(std::function<void()> hook) = 0;
 
   // Stops accepting writes, finishes the queued ones, joins the writer.
   virtual void Stop() = 0;

@@ -60,8 +60,15 @@ po::options_description Options() {
        "trace, debug, info, warn, error, critical or off (default info)")  //
       ("demo", po::value<bool>()->implicit_value(true),
        "enrol demo members if the database has none")                                 //
-      ("server", po::value<std::string>(), "HOST:PORT of loyalty-server (reserved)")  //
-      ("tls-dir", po::value<std::string>(), "certificate bundle directory (reserved)");
+      ("server", po::value<std::string>(),
+       "HOST:PORT of loyalty-server; without it the agent runs offline")  //
+      ("tls-dir", po::value<std::string>(),
+       "the store's certificate bundle (loyaltyctl pki issue-store); required with --server; "
+       "its card-hash.key, when present, is the card-hash key")  //
+      ("server-name", po::value<std::string>(),
+       "name the server certificate must carry (default: the HOST of --server)")  //
+      ("sync-interval-ms", po::value<int64_t>(),
+       "sync round interval while online, in ms (default 5000)");
   return d;
 }
 
@@ -178,6 +185,17 @@ core::Status CreateKeyFile(const std::string& path) {
 }
 
 core::Result<std::string> LoadCardHashKey(const AgentConfig& config) {
+  // The programme-wide key travels in the store's bundle, so every terminal
+  // and the server hash cards alike; an explicit --card-hash-key-file wins.
+  if (config.card_hash_key_file.empty() && !config.tls_dir.empty()) {
+    const std::string bundled = (fs::path(config.tls_dir) / "card-hash.key").string();
+    std::error_code ec;
+    if (fs::exists(bundled, ec)) {
+      AgentConfig explicit_key = config;
+      explicit_key.card_hash_key_file = bundled;
+      return LoadCardHashKey(explicit_key);
+    }
+  }
   const bool is_default = config.card_hash_key_file.empty();
   const std::string path = is_default ? (fs::path(config.data_dir) / "card-hash.key").string()
                                       : config.card_hash_key_file;
@@ -295,8 +313,21 @@ core::Result<AgentConfig> ParseAgentConfig(const std::vector<std::string>& argv)
     if (!SplitHostPort(c.server, &host, &port) || !ParsePort(port, false, &p)) {
       return ConfigError("--server: '" + c.server + "' is not HOST:PORT");
     }
+    c.server_host = host;
+    c.server_port = p;
   }
   str("tls-dir", &c.tls_dir);
+  if (!c.server.empty() && c.tls_dir.empty()) {
+    return ConfigError("--tls-dir: required with --server (the store's certificate bundle)");
+  }
+  str("server-name", &c.server_name);
+  if (vm.count("sync-interval-ms")) {
+    const int64_t ms = vm["sync-interval-ms"].as<int64_t>();
+    if (ms < 100 || ms > 3600 * 1000) {
+      return ConfigError("--sync-interval-ms: must be within 100..3600000");
+    }
+    c.sync_interval_ms = ms;
+  }
   return c;
 }
 

@@ -43,10 +43,13 @@ struct AgentConfig {
   int io_threads = 2;
   std::string log_level = "info";
   bool demo = false;
-  // Reserved for the sync client: accepted and stored, not used yet. Without
-  // a server the agent runs offline.
-  std::string server;   // HOST:PORT
-  std::string tls_dir;  // certificate bundle directory
+  // Sync (sync/agent_sync.h). Without a server the agent runs offline.
+  std::string server;       // HOST:PORT
+  std::string server_host;  // parsed from `server`
+  uint16_t server_port = 0;
+  std::string tls_dir;      // certificate bundle directory; required with server
+  std::string server_name;  // empty: the HOST of `server`
+  int64_t sync_interval_ms = 5000;
 
   // Set when --help was asked for; the caller prints Usage() and exits 0.
   bool help = false;

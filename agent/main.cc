@@ -1,13 +1,17 @@
 // loyalty-agent: the store terminal daemon. Parses the configuration, opens
 // the checkout service, serves the local API until SIGTERM/SIGINT, then
 // stops accepting, lets in-flight requests finish and drains the service.
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <iostream>
 #include <string>
@@ -20,6 +24,9 @@
 #include "agent/http_server.h"
 #include "agent/metrics.h"
 #include "core/card.h"
+#include "pki/bundle.h"
+#include "storage/agent_store.h"
+#include "sync/agent_sync.h"
 
 namespace loyalty::agent {
 namespace {
@@ -91,6 +98,57 @@ void LogDemo(const std::vector<DemoMember>& members, const std::string& base) {
       base, card);
 }
 
+// Starts the sync client. Its writes go through the service's writer thread
+// (see CheckoutService::SubmitSyncWrite for why); each blocks the sync
+// thread until durable, which keeps a round's steps in order.
+core::Result<std::unique_ptr<sync::AgentSync>> StartSync(const AgentConfig& config,
+                                                         const ServiceOptions& options,
+                                                         CheckoutService* service) {
+  // The server takes the store id from the certificate: events recorded
+  // under another id would all be refused as wrong_store.
+  auto bundle = pki::LoadBundle(config.tls_dir);
+  if (!bundle.ok()) return bundle.error();
+  auto identity = pki::BundleIdentity(*bundle);
+  if (!identity.ok()) return identity.error();
+  if (identity->kind != pki::IdentityKind::kStore || identity->id != config.store_id) {
+    return core::MakeError(core::code::kInvalidRequest,
+                           "--tls-dir holds a certificate for " +
+                               std::string(pki::KindName(identity->kind)) + " \"" + identity->id +
+                               "\", but --store-id is \"" + config.store_id +
+                               "\"; use the store's own bundle");
+  }
+  sync::AgentSyncOptions o;
+  o.host = config.server_host;
+  o.port = config.server_port;
+  o.server_name = config.server_name;
+  o.terminal_id = config.terminal_id;
+  o.db_path = (std::filesystem::path(options.data_dir) / "agent.db").string();
+  o.tls_dir = config.tls_dir;
+  o.interval = std::chrono::milliseconds(config.sync_interval_ms);
+  sync::AgentSyncHost host;
+  host.write = [service](std::function<core::Status(storage::AgentStore&)> write) {
+    std::promise<core::Status> promise;
+    auto future = promise.get_future();
+    service->SubmitSyncWrite(std::move(write),
+                             [&promise](core::Status s) { promise.set_value(std::move(s)); });
+    return future.get();
+  };
+  host.catalogue_changed = [service] {
+    if (auto s = service->ReloadCatalogue(); !s.ok()) {
+      spdlog::error("cannot reload the catalogue after sync: {} ({})", s.error().message,
+                    s.error().code);
+    }
+  };
+  auto started = sync::AgentSync::Start(std::move(o), std::move(host));
+  if (!started.ok()) return started.error();
+  sync::AgentSync* client = started->get();
+  service->SetCommitHook([client] { client->Trigger(); });
+  spdlog::info("sync with {} every {} ms (server name {})", config.server,
+               config.sync_interval_ms,
+               config.server_name.empty() ? config.server_host : config.server_name);
+  return started;
+}
+
 int Run(int argc, char** argv) {
   auto config = ParseAgentConfig(std::vector<std::string>(argv, argv + argc));
   if (!config) {
@@ -111,9 +169,15 @@ int Run(int argc, char** argv) {
     std::cerr << "loyalty-agent: " << options.error().message << "\n";
     return kConfigErrorExitCode;
   }
-  if (!config->server.empty()) {
-    spdlog::info("server {} configured; sync is not implemented yet, running offline",
-                 config->server);
+  // One process per data directory: two writers would interleave sequence
+  // numbers and both believe they own the outbox. The lock dies with the
+  // process, so a crash never leaves it behind.
+  const std::string lock_path = (std::filesystem::path(config->data_dir) / "agent.lock").string();
+  const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    std::cerr << "loyalty-agent: another loyalty-agent is already running on data directory "
+              << config->data_dir << " (" << lock_path << " is locked); stop it first\n";
+    return kConfigErrorExitCode;
   }
 
   // Block the shutdown signals before any thread starts, so every thread
@@ -135,12 +199,25 @@ int Run(int argc, char** argv) {
   std::vector<DemoMember> demo;
   if (config->demo) demo = SeedDemo(*service);
 
+  std::unique_ptr<sync::AgentSync> sync_client;
+  if (!config->server.empty()) {
+    auto started = StartSync(*config, *options, service.get());
+    if (!started) {
+      spdlog::error("cannot start sync with {}: {} ({})", config->server,
+                    started.error().message, started.error().code);
+      service->Stop();
+      return kConfigErrorExitCode;
+    }
+    sync_client = std::move(*started);
+  }
+
   Metrics metrics(Api::RouteNames());
   CheckoutService* svc = service.get();
   metrics.AddGauge("loyalty_pending_events", "Events not yet acknowledged by the server.",
                    [svc] { return static_cast<double>(svc->PendingEvents()); });
   DisplayHub display;
   Api api(service.get(), &metrics, &display);
+  if (sync_client) api.SetSync(sync_client.get());
 
   HttpServerOptions http;
   http.host = config->listen_host;
@@ -180,6 +257,8 @@ int Run(int argc, char** argv) {
     }
     spdlog::info("{} received; shutting down", strsignal(sig));
     server.Stop();
+    // Sync writes go through the service: stop sync before draining it.
+    if (sync_client) sync_client->Stop();
     // Responses still queued in the service are answered (and dropped by
     // the stopped server) before the server object goes away.
     service->Stop();

@@ -3,6 +3,9 @@
 // invariant 9). Pure functions, thread-safe.
 #pragma once
 
+#include <openssl/evp.h>
+
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -26,5 +29,17 @@ char LuhnCheckDigit(std::string_view payload);
 // characters. The key is programme-wide so every terminal computes the same
 // hash for the same card.
 std::string CardHash(std::string_view key, std::string_view normalized_card);
+
+// CardHash with the key prepared once, for the checkout hot path. Hash() is
+// const and thread-safe; the result equals CardHash(key, card).
+class CardHasher {
+ public:
+  explicit CardHasher(std::string_view key);
+  std::string Hash(std::string_view normalized_card) const;
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> inner_;
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> outer_;
+};
 
 }  // namespace loyalty::core

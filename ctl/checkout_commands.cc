@@ -2,6 +2,7 @@
 // call the agent, print the answer for a human (or raw with --json).
 #include <boost/beast/http/verb.hpp>
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -477,6 +478,53 @@ int RunHealth(const std::vector<std::string>& args, std::ostream& out, std::ostr
   auto desc = Describe("usage: loyaltyctl health [options]", &common);
   if (int rc = ParseArgs("health", args, desc, out, err); rc >= 0) return rc;
   return CallApi<v1::HealthResponse>(common, verb::get, "/v1/health", "", &PrintHealth, out, err);
+}
+
+namespace {
+
+void PrintSync(const v1::SyncStatusResponse& r, std::ostream& out) {
+  if (!r.enabled()) {
+    Row(out, "Sync", "off (no --server: the agent runs offline)");
+    Row(out, "Pending events", std::to_string(r.pending_events()));
+    return;
+  }
+  Row(out, "Server", r.server() + (r.connected() ? " (connected)" : " (not connected)"));
+  Row(out, "Pending events", std::to_string(r.pending_events()));
+  Row(out, "Dead letters", std::to_string(r.dead_letters()));
+  for (const auto& d : r.recent_dead_letters()) {
+    out << "  - " << d.event_id() << ": " << d.code() << ": " << d.message() << "\n";
+  }
+  Row(out, "Last success", r.last_success_ms() == 0 ? std::string("never")
+                                                    : std::to_string(r.last_success_ms()) +
+                                                          " ms since the epoch (UTC)");
+  if (r.has_last_error()) {
+    Row(out, "Last error", r.last_error().code() + ": " + r.last_error().message());
+  }
+  Row(out, "Cursor", std::to_string(r.cursor()));
+  Row(out, "Epoch", std::to_string(r.epoch()));
+}
+
+}  // namespace
+
+int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Common common;
+  common.timeout_ms = 35000;  // a round may take a while on a slow link
+  bool status_only = false;
+  auto desc = Describe("usage: loyaltyctl sync [--status] [options]\n"
+                       "Runs one sync round with the server now and shows the sync state;\n"
+                       "--status only shows it.",
+                       &common);
+  desc.add_options()("status", po::bool_switch(&status_only), "show the state, sync nothing");
+  if (int rc = ParseArgs("sync", args, desc, out, err); rc >= 0) return rc;
+  if (status_only) {
+    return CallApi<v1::SyncStatusResponse>(common, verb::get, "/v1/sync", "", &PrintSync, out,
+                                           err);
+  }
+  // The agent waits a little less than we do, so its answer arrives.
+  const int wait_ms = std::max(1000, common.timeout_ms - 5000);
+  return CallApi<v1::SyncStatusResponse>(common, verb::post,
+                                         "/v1/sync?timeout_ms=" + std::to_string(wait_ms), "",
+                                         &PrintSync, out, err);
 }
 
 }  // namespace loyalty::ctl

@@ -30,5 +30,7 @@ int RunCommit(const std::vector<std::string>& args, std::ostream& out, std::ostr
 int RunVoid(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunRedeem(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunHealth(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// Sync with the server now (POST /v1/sync), or show its state (--status).
+int RunSync(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace loyalty::ctl

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ctl/admin_commands.h"
 #include "ctl/commands.h"
 
 namespace loyalty::ctl {
@@ -25,6 +26,8 @@ constexpr Command kCommands[] = {
     {"void", "void a sale or return some of its lines", &RunVoid},
     {"redeem", "redeem points", &RunRedeem},
     {"health", "show the agent's status", &RunHealth},
+    {"sync", "sync with the server now (--status: show the sync state)", &RunSync},
+    {"admin", "head office: members, stores, promotions, programme", &RunAdmin},
     // {"pki", "store keys and certificates", &loyalty::pki::RunPkiCommand},
 };
 

@@ -1,5 +1,7 @@
 #include "pki/ca.h"
 
+#include <openssl/rand.h>
+
 #include <algorithm>
 
 #include "pki/bundle.h"
@@ -76,6 +78,15 @@ core::Result<IssuedCert> IssueLocked(const std::filesystem::path& dir, const Ide
   if (auto s = WriteBundle({out_bundle, ca->cert_pem, *cert_pem, *key_pem}, replace); !s) {
     return s.error();
   }
+  // The programme-wide card-hash key travels with every bundle, so every
+  // terminal and the server hash a card the same way.
+  if (std::filesystem::exists(dir / kCardHashKeyFile, ec)) {
+    auto card_key = ReadFile(dir / kCardHashKeyFile);
+    if (!card_key) return card_key.error();
+    if (auto s = WriteFileAtomic(out_bundle / kCardHashKeyFile, *card_key, 0600); !s) {
+      return s.error();
+    }
+  }
   return IssuedCert{identity, *serial, not_after};
 }
 
@@ -110,6 +121,18 @@ core::Status InitCa(const std::filesystem::path& dir, std::chrono::seconds valid
   auto key_pem = KeyToPem(key->get());
   if (!key_pem) return key_pem.error();
   // Everything else first and ca.pem last: ca.pem marks a complete CA.
+  if (!std::filesystem::exists(dir / kCardHashKeyFile, ec)) {
+    unsigned char card_key[32];
+    if (RAND_bytes(card_key, sizeof card_key) != 1) {
+      return core::MakeError(core::code::kInternal, "no randomness for the card-hash key");
+    }
+    if (auto s = WriteFileAtomic(dir / kCardHashKeyFile,
+                                 std::string_view(reinterpret_cast<char*>(card_key), sizeof card_key),
+                                 0600);
+        !s) {
+      return s;
+    }
+  }
   for (auto s :
        {WriteFileAtomic(dir / "ca-key.pem", *key_pem, 0600), WriteCounter(dir, "serial", 2),
         WriteCounter(dir, "crlnumber", 1), WriteIndex(dir, {})}) {

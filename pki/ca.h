@@ -22,6 +22,11 @@ inline constexpr std::chrono::seconds kDefaultLeafValidity = std::chrono::days(3
 // revoke (or RefreshCrl) must re-sign it within this period.
 inline constexpr std::chrono::seconds kDefaultCrlValidity = std::chrono::days(30);
 
+// The programme-wide card-hash key (32 random bytes, mode 0600): InitCa
+// creates <dir>/card-hash.key, and every Issue* and Renew copies it into the
+// bundle, where the agent and the server read it.
+inline constexpr const char* kCardHashKeyFile = "card-hash.key";
+
 struct IssueOptions {
   std::chrono::seconds validity = kDefaultLeafValidity;
   // Start of validity; default five minutes ago, to tolerate clock skew.

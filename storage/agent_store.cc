@@ -1,5 +1,7 @@
 #include "storage/agent_store.h"
 
+#include <limits>
+
 namespace loyalty::storage {
 namespace {
 
@@ -41,6 +43,19 @@ CREATE TABLE offers(
   id   TEXT PRIMARY KEY,
   body BLOB NOT NULL
 ) WITHOUT ROWID;
+)sql"},
+    // Sync: events the server refused for good (kept for an operator; acked
+    // = 2 marks them in `events` so the outbox skips them without deleting
+    // anything from the immutable log).
+    {2, R"sql(
+CREATE TABLE dead_letters(
+  seq            INTEGER PRIMARY KEY,
+  event_key      TEXT NOT NULL,
+  code           TEXT NOT NULL,
+  message        TEXT NOT NULL,
+  rejected_at_ms INTEGER NOT NULL,
+  body           BLOB NOT NULL
+);
 )sql"},
 };
 
@@ -183,6 +198,170 @@ Result<int64_t> AgentStore::CountUnackedEvents() {
   return n;
 }
 
+Result<std::vector<StoredEvent>> AgentStore::UnackedEvents(uint64_t after_seq, int limit) {
+  auto stmt = db_->Prepare(
+      "SELECT seq, body FROM events WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?");
+  if (!stmt.ok()) return stmt.error();
+  Statement& s = **stmt;
+  s.Bind(1, static_cast<int64_t>(after_seq)).Bind(2, int64_t{limit});
+  std::vector<StoredEvent> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    auto event = ParseBlob<loyalty::v1::Event>(s.ColumnBlob(1), "event");
+    if (!event.ok()) return event.error();
+    out.push_back(StoredEvent{static_cast<uint64_t>(s.ColumnInt(0)), std::move(*event)});
+  }
+  return out;
+}
+
+Result<std::optional<StoredEvent>> AgentStore::EventBySeq(uint64_t seq) {
+  auto stmt = db_->Prepare("SELECT body, acked FROM events WHERE seq = ?");
+  if (!stmt.ok()) return stmt.error();
+  Statement& s = **stmt;
+  s.Bind(1, static_cast<int64_t>(seq));
+  auto row = s.Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return std::optional<StoredEvent>();
+  auto event = ParseBlob<loyalty::v1::Event>(s.ColumnBlob(0), "event");
+  s.Reset();
+  if (!event.ok()) return event.error();
+  return std::optional<StoredEvent>(StoredEvent{seq, std::move(*event)});
+}
+
+Status AgentStore::MarkAcked(uint64_t seq) {
+  auto stmt = db_->Prepare("UPDATE events SET acked = 1 WHERE seq = ? AND acked = 0");
+  if (!stmt.ok()) return stmt.error();
+  return (*stmt)->Bind(1, static_cast<int64_t>(seq)).Run();
+}
+
+Status AgentStore::DeadLetter(uint64_t seq, std::string_view event_key, std::string_view code,
+                              std::string_view message, int64_t now_ms) {
+  auto stmt = db_->Prepare(
+      "INSERT INTO dead_letters(seq, event_key, code, message, rejected_at_ms, body) "
+      "SELECT seq, ?, ?, ?, ?, body FROM events WHERE seq = ? AND acked = 0 "
+      "ON CONFLICT(seq) DO NOTHING");
+  if (!stmt.ok()) return stmt.error();
+  if (auto s = (*stmt)
+                   ->Bind(1, event_key)
+                   .Bind(2, code)
+                   .Bind(3, message)
+                   .Bind(4, now_ms)
+                   .Bind(5, static_cast<int64_t>(seq))
+                   .Run();
+      !s.ok()) {
+    return s;
+  }
+  auto mark = db_->Prepare("UPDATE events SET acked = 2 WHERE seq = ? AND acked = 0");
+  if (!mark.ok()) return mark.error();
+  return (*mark)->Bind(1, static_cast<int64_t>(seq)).Run();
+}
+
+Result<std::vector<DeadLetterRow>> AgentStore::DeadLetters(int limit) {
+  auto stmt = db_->Prepare(
+      "SELECT seq, event_key, code, message, rejected_at_ms FROM dead_letters ORDER BY seq "
+      "LIMIT ?");
+  if (!stmt.ok()) return stmt.error();
+  Statement& s = **stmt;
+  s.Bind(1, int64_t{limit});
+  std::vector<DeadLetterRow> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    out.push_back(DeadLetterRow{static_cast<uint64_t>(s.ColumnInt(0)), s.ColumnText(1),
+                                s.ColumnText(2), s.ColumnText(3), s.ColumnInt(4)});
+  }
+  return out;
+}
+
+Result<int64_t> AgentStore::CountDeadLetters() {
+  auto stmt = db_->Prepare("SELECT count(*) FROM dead_letters");
+  if (!stmt.ok()) return stmt.error();
+  auto row = (*stmt)->Step();
+  if (!row.ok()) return row.error();
+  const int64_t n = (*stmt)->ColumnInt(0);
+  (*stmt)->Reset();
+  return n;
+}
+
+Result<int64_t> AgentStore::RekeyUnacked(uint64_t from_seq, uint64_t new_epoch) {
+  auto events = UnackedEvents(from_seq - 1, std::numeric_limits<int>::max());
+  if (!events.ok()) return events.error();
+  for (StoredEvent& e : *events) {
+    auto stmt = db_->Prepare("UPDATE events SET body = ? WHERE seq = ?");  // cached, reset
+    if (!stmt.ok()) return stmt.error();
+    // Same uuid, same seq: only the epoch changes, so the server tells the
+    // re-keyed event from the one that first used this sequence number.
+    e.event.mutable_id()->set_epoch(new_epoch);
+    if (auto s = (*stmt)
+                     ->BindBlob(1, e.event.SerializeAsString())
+                     .Bind(2, static_cast<int64_t>(e.seq))
+                     .Run();
+        !s.ok()) {
+      return s.error();
+    }
+  }
+  auto epochs = Epochs();
+  if (!epochs.ok()) return epochs.error();
+  std::string list;
+  for (uint64_t e : *epochs) list += std::to_string(e) + ",";
+  list += std::to_string(new_epoch);
+  if (auto s = PutMeta("epochs", list); !s.ok()) return s.error();
+  if (auto s = PutMeta("epoch", std::to_string(new_epoch)); !s.ok()) return s.error();
+  return static_cast<int64_t>(events->size());
+}
+
+Result<std::vector<uint64_t>> AgentStore::Epochs() {
+  auto list = GetMeta("epochs");
+  if (!list.ok()) return list.error();
+  std::vector<uint64_t> out;
+  if (*list) {
+    std::string_view rest = **list;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string item(rest.substr(0, comma));
+      if (!item.empty()) out.push_back(std::stoull(item));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (out.empty()) {
+    // Databases from before re-keying know only their current epoch.
+    auto current = GetMeta("epoch");
+    if (!current.ok()) return current.error();
+    out.push_back(*current ? std::stoull(**current) : 1);
+  }
+  return out;
+}
+
+Status AgentStore::RenameMember(std::string_view old_id, std::string_view new_id) {
+  for (const char* sql : {"UPDATE events SET member_id = ?2 WHERE member_id = ?1",
+                          "UPDATE requests SET member_id = ?2 WHERE member_id = ?1"}) {
+    auto stmt = db_->Prepare(sql);
+    if (!stmt.ok()) return stmt.error();
+    if (auto s = (*stmt)->Bind(1, old_id).Bind(2, new_id).Run(); !s.ok()) return s;
+  }
+  return {};
+}
+
+Status AgentStore::DeleteMember(std::string_view member_id) {
+  auto stmt = db_->Prepare("DELETE FROM members WHERE member_id = ?");
+  if (!stmt.ok()) return stmt.error();
+  return (*stmt)->Bind(1, member_id).Run();
+}
+
+Result<int64_t> AgentStore::CountMembers() {
+  auto stmt = db_->Prepare("SELECT count(*) FROM members");
+  if (!stmt.ok()) return stmt.error();
+  auto row = (*stmt)->Step();
+  if (!row.ok()) return row.error();
+  const int64_t n = (*stmt)->ColumnInt(0);
+  (*stmt)->Reset();
+  return n;
+}
+
 // ------------------------------------------------------------- requests --
 
 Result<std::optional<StoredRequest>> AgentStore::FindRequest(std::string_view kind,
@@ -276,6 +455,20 @@ Result<std::vector<loyalty::v1::Offer>> AgentStore::LoadOffers() {
     out.push_back(std::move(*offer));
   }
   return out;
+}
+
+Status AgentStore::PutOffer(const loyalty::v1::Offer& offer) {
+  auto stmt = db_->Prepare(
+      "INSERT INTO offers(id, body) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET body = "
+      "excluded.body");
+  if (!stmt.ok()) return stmt.error();
+  return (*stmt)->Bind(1, offer.id()).BindBlob(2, offer.SerializeAsString()).Run();
+}
+
+Status AgentStore::DeleteOffer(std::string_view offer_id) {
+  auto stmt = db_->Prepare("DELETE FROM offers WHERE id = ?");
+  if (!stmt.ok()) return stmt.error();
+  return (*stmt)->Bind(1, offer_id).Run();
 }
 
 Status AgentStore::ReplaceOffers(const std::vector<loyalty::v1::Offer>& offers) {

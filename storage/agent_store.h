@@ -1,6 +1,7 @@
 // AgentStore: the terminal's SQLite database and every query the agent runs
 // against it. Tables:
-//   meta      key/value: programme, terminal epoch, sync cursor
+//   meta      key/value: programme, terminal epoch(s), sync cursor, card-hash
+//             key id
 //   members   member snapshots keyed by the keyed hash of the card number
 //             (no plaintext card numbers at rest)
 //   events    the append-only event log with the per-terminal sequence
@@ -8,6 +9,7 @@
 //   requests  POS request ids (commit, void, redeem) with a digest of the
 //             request and the stored response: replays and conflicts
 //   offers    the offers this terminal applies
+//   dead_letters  events the server refused for good (sync)
 //
 // One AgentStore wraps one connection and belongs to one thread at a time.
 // The agent opens one writer (durability FULL) and a few readers.
@@ -44,6 +46,15 @@ struct StoredRequest {
   std::string member_id;
 };
 
+// An event the server refused for good, kept for an operator.
+struct DeadLetterRow {
+  uint64_t seq = 0;
+  std::string event_key;  // store/terminal/epoch/seq
+  std::string code;
+  std::string message;
+  int64_t rejected_at_ms = 0;
+};
+
 class AgentStore {
  public:
   // Opens `path`, creating it and applying migrations when not read-only.
@@ -67,6 +78,33 @@ class AgentStore {
   Result<uint64_t> LastSeq();
   Result<int64_t> CountUnackedEvents();
 
+  // ---- sync outbox (events with acked = 0)
+  // Up to `limit` outbox events with seq > after_seq, in seq order.
+  Result<std::vector<StoredEvent>> UnackedEvents(uint64_t after_seq, int limit);
+  Result<std::optional<StoredEvent>> EventBySeq(uint64_t seq);
+  // The server holds the event: it leaves the outbox.
+  Status MarkAcked(uint64_t seq);
+  // The server refused the event for good: copied to dead_letters and out of
+  // the outbox (acked = 2); the event itself stays in the log.
+  Status DeadLetter(uint64_t seq, std::string_view event_key, std::string_view code,
+                    std::string_view message, int64_t now_ms);
+  Result<std::vector<DeadLetterRow>> DeadLetters(int limit);
+  Result<int64_t> CountDeadLetters();
+  // Starts epoch `new_epoch`: every outbox event with seq >= from_seq keeps
+  // its seq and uuid but moves to the new epoch; meta "epoch" becomes the new
+  // epoch and "epochs" (every epoch this terminal used) gains it. Returns how
+  // many events were re-keyed.
+  Result<int64_t> RekeyUnacked(uint64_t from_seq, uint64_t new_epoch);
+  // Every epoch this terminal has used, oldest first.
+  Result<std::vector<uint64_t>> Epochs();
+
+  // ---- downlink
+  // The server confirmed or merged a member under another id: local events
+  // and requests follow.
+  Status RenameMember(std::string_view old_id, std::string_view new_id);
+  Status DeleteMember(std::string_view member_id);
+  Result<int64_t> CountMembers();
+
   // ---- requests
   Result<std::optional<StoredRequest>> FindRequest(std::string_view kind, std::string_view id);
   Status PutRequest(std::string_view kind, std::string_view id, const StoredRequest& request);
@@ -77,6 +115,8 @@ class AgentStore {
   Result<std::optional<loyalty::v1::Programme>> LoadProgramme();
   Status SaveProgramme(const loyalty::v1::Programme& programme);
   Result<std::vector<loyalty::v1::Offer>> LoadOffers();
+  Status PutOffer(const loyalty::v1::Offer& offer);
+  Status DeleteOffer(std::string_view offer_id);
   Status ReplaceOffers(const std::vector<loyalty::v1::Offer>& offers);
   Result<std::optional<std::string>> GetMeta(std::string_view key);
   Status PutMeta(std::string_view key, std::string_view value);

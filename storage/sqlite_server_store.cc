@@ -673,11 +673,9 @@ class SqliteServerStore final : public ServerStore {
       std::string detail = "redemptions and reversals took the balance to " +
                            std::to_string(state.points_balance) + " points";
       conflict.set_detail(detail);
-      for (const v1::Event& e : events) {
-        if (e.has_redemption() || e.has_reversal() || e.adjustment().points() < 0) {
-          conflict.add_event_ids(EventKey(e.id()));
-        }
-      }
+      auto debits = OverdrawingDebits(member_id, state.points_balance);
+      if (!debits.ok()) return debits.error();
+      for (const std::string& key : *debits) conflict.add_event_ids(key);
       if (conflict.event_ids_size() > 0) {
         if (auto s = Exec("INSERT INTO conflicts(member_id, body) VALUES(?, ?)", {member_id}, {},
                           conflict.SerializeAsString());
@@ -690,6 +688,40 @@ class SqliteServerStore final : public ServerStore {
     if (!version.ok()) return version.error();
     snap->set_version(*version);
     return SaveLedger(ledger);
+  }
+
+  // The debits (redemptions, reversals, negative adjustments) that together
+  // overdrew a member, newest first: walking back from the newest, up to
+  // and including the one after which the balance was last non-negative. So
+  // two stores' redemptions, uploaded in different batches, are both named.
+  // Credits in between are ignored: the list may name one debit too many,
+  // never too few.
+  Result<std::vector<std::string>> OverdrawingDebits(const std::string& member_id,
+                                                     int64_t balance_after) {
+    auto stmt = db_->Prepare(
+        "SELECT event_key, body FROM events WHERE member_id = ? "
+        "ORDER BY occurred_ms DESC, event_key DESC LIMIT 500");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, member_id);
+    std::vector<std::string> keys;
+    int64_t debited = 0;
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+      if (!e.ok()) return e.error();
+      int64_t debit = 0;
+      if (e->has_redemption()) debit = e->redemption().points();
+      if (e->has_reversal()) debit = e->reversal().points_reversed();
+      if (e->has_adjustment() && e->adjustment().points() < 0) debit = -e->adjustment().points();
+      if (debit <= 0) continue;
+      keys.push_back((*stmt)->ColumnText(0));
+      debited += debit;
+      // Balance just after this debit, had the newer ones not happened.
+      if (balance_after + debited - debit >= 0) break;
+    }
+    return keys;
   }
 
   Result<uint64_t> Bump(std::string_view kind, std::string_view key) {

@@ -72,6 +72,10 @@ core::Result<std::shared_ptr<ssl::context>> MakeServerContext(
   return ctx;
 }
 
+core::Result<std::shared_ptr<ssl::context>> MakeServerContextWithoutCrl(const pki::Bundle& bundle) {
+  return MakeContext(bundle, true);
+}
+
 core::Result<std::shared_ptr<ssl::context>> MakeClientContext(const pki::Bundle& bundle) {
   return MakeContext(bundle, false);
 }

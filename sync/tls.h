@@ -33,6 +33,11 @@ namespace loyalty::sync {
 core::Result<std::shared_ptr<boost::asio::ssl::context>> MakeServerContext(
     const pki::Bundle& bundle, const std::filesystem::path& crl_file);
 
+// As MakeServerContext, without revocation checks: for a server started
+// without any CRL file (loyalty-server logs a warning when it does this).
+core::Result<std::shared_ptr<boost::asio::ssl::context>> MakeServerContextWithoutCrl(
+    const pki::Bundle& bundle);
+
 core::Result<std::shared_ptr<boost::asio::ssl::context>> MakeClientContext(
     const pki::Bundle& bundle);
 

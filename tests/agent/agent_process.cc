@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -106,14 +105,19 @@ std::unique_ptr<AgentProcess> AgentProcess::Start(const std::vector<std::string>
     *error = "fork failed";
     return nullptr;
   }
-  static const std::regex kListening(R"(listening on 127\.0\.0\.1:(\d+))");
+  // Plain string search: std::regex trips GCC 12's -Wmaybe-uninitialized
+  // under the sanitizers.
+  const std::string needle = "listening on 127.0.0.1:";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
-    std::smatch m;
     const std::string log = p->Stderr();
-    if (std::regex_search(log, m, kListening)) {
-      p->port_ = static_cast<uint16_t>(std::stoi(m[1].str()));
-      return p;
+    if (const auto at = log.find(needle); at != std::string::npos) {
+      const std::size_t digits = at + needle.size();
+      const std::size_t end = log.find_first_not_of("0123456789", digits);
+      if (end != std::string::npos && end > digits) {
+        p->port_ = static_cast<uint16_t>(std::stoi(log.substr(digits, end - digits)));
+        return p;
+      }
     }
     int status = 0;
     if (::waitpid(p->pid_, &status, WNOHANG) == p->pid_) {

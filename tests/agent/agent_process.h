@@ -54,6 +54,7 @@ class AgentProcess {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string data_dir() const { return dir_.path() + "/data"; }
   std::string Stderr() const;
+  bool running() const { return pid_ > 0; }
 
   // SIGTERM and wait; returns the exit code (-1 if killed or timed out).
   int Terminate(int timeout_s = 20);

@@ -68,7 +68,15 @@ class AgentApiTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (agent_ && HasFailure()) std::cerr << "agent stderr:\n" << agent_->Stderr();
+    if (!agent_) return;
+    // Every test ends with a clean shutdown and no sanitizer report.
+    if (agent_->running()) {
+      EXPECT_EQ(agent_->Terminate(), 0);
+    }
+    const std::string log = agent_->Stderr();
+    EXPECT_EQ(log.find("Sanitizer"), std::string::npos);
+    EXPECT_EQ(log.find("runtime error"), std::string::npos);
+    if (HasFailure()) std::cerr << "agent stderr:\n" << log;
   }
 
   ctl::HttpReply Call(verb method, const std::string& target, const std::string& body = "") {
@@ -470,7 +478,8 @@ TEST_F(AgentApiTest, TheAgentSurvivesGarbageOnTheWire) {
   // A second client that sends JSON with odd bytes; the agent must answer,
   // not crash.
   const std::string odd[] = {
-      std::string("{\"card\":\"\0\",\"display_name\":\"x\"}", 33),
+      std::string("{\"card\":\"\0\",\"display_name\":\"x\"}",
+                  sizeof("{\"card\":\"\0\",\"display_name\":\"x\"}") - 1),
       "{\"card\":\"\xff\xfe\",\"display_name\":\"x\"}",
       "{\"card\":\"" + card + "\",\"points\":-5}",
       "{\"card\":\"" + card + "\",\"points\":9223372036854775807}",

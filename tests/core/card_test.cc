@@ -127,3 +127,20 @@ TEST(CardHash, SameCardTypedDifferentlyHashesTheSame) {
 
 }  // namespace
 }  // namespace loyalty::core
+
+namespace loyalty::core {
+namespace {
+
+TEST(CardHasher, EqualsCardHashForShortLongAndEmptyKeys) {
+  const std::string long_key(131, 'k');  // longer than a SHA-256 block
+  for (const std::string& key :
+       {std::string("Jefe"), long_key, std::string(), std::string(32, '\0')}) {
+    const CardHasher hasher(key);
+    for (const char* card : {"4111111111111111", "79927398713", ""}) {
+      EXPECT_EQ(hasher.Hash(card), CardHash(key, card)) << key.size() << " " << card;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace loyalty::core

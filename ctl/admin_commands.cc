@@ -1,0 +1,311 @@
+// `loyaltyctl admin`: head office's commands against loyalty-server's admin
+// API over mutual TLS with an admin bundle. Human-readable tables by
+// default, the API's JSON with --json.
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "core/time_util.h"
+#include "ctl/admin_client.h"
+#include "ctl/commands.h"
+#include "loyalty/v1/admin.pb.h"
+#include "loyalty/v1/api.pb.h"
+#include "proto/json.h"
+
+namespace loyalty::ctl {
+namespace {
+
+namespace po = boost::program_options;
+namespace v1 = loyalty::v1;
+
+constexpr const char* kUsage =
+    "usage: loyaltyctl admin --url https://HOST:PORT --tls-dir ADMIN_BUNDLE [--json] COMMAND\n\n"
+    "commands:\n"
+    "  members lookup CARD_OR_MEMBER_ID   authoritative balance, tier, lots and history\n"
+    "  stores                             per-store sync status\n"
+    "  promotions list                    published promotions\n"
+    "  promotions put FILE                publish a promotion (an Offer as JSON)\n"
+    "  promotions retire ID               withdraw a promotion\n"
+    "  programme show                     the published programme\n"
+    "  programme load FILE                publish a programme (JSON; version must increase)\n"
+    "  conflicts                          overdraws and other conflicts the server kept\n"
+    "  metrics                            the server's Prometheus metrics\n";
+
+struct Request {
+  std::string method = "GET";
+  std::string target;
+  std::string body;
+};
+
+std::string PercentEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+core::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::MakeError(core::code::kInvalidRequest, "cannot open '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Builds the request for `words`; an Error is a usage error.
+core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
+  auto usage = [](std::string m) { return core::MakeError(core::code::kInvalidRequest, m); };
+  auto is = [&](std::initializer_list<const char*> want) {
+    if (words.size() != want.size()) return false;
+    std::size_t i = 0;
+    for (const char* w : want) {
+      if (*w != '*' && words[i] != w) return false;
+      ++i;
+    }
+    return true;
+  };
+  Request r;
+  if (is({"members", "lookup", "*"})) {
+    r.target = "/v1/admin/members/" + PercentEncode(words[2]);
+  } else if (is({"stores"})) {
+    r.target = "/v1/admin/stores";
+  } else if (is({"promotions", "list"})) {
+    r.target = "/v1/admin/promotions";
+  } else if (is({"promotions", "put", "*"})) {
+    auto text = ReadFile(words[2]);
+    if (!text) return text.error();
+    v1::Offer offer;
+    if (std::string err = proto::ParseJson(*text, &offer); !err.empty()) {
+      return usage("'" + words[2] + "' is not an Offer: " + err);
+    }
+    if (offer.id().empty()) return usage("'" + words[2] + "' has no \"id\"");
+    r.method = "PUT";
+    r.target = "/v1/admin/promotions/" + PercentEncode(offer.id());
+    r.body = std::move(*text);
+  } else if (is({"promotions", "retire", "*"})) {
+    r.method = "DELETE";
+    r.target = "/v1/admin/promotions/" + PercentEncode(words[2]);
+  } else if (is({"programme", "show"})) {
+    r.target = "/v1/admin/programme";
+  } else if (is({"programme", "load", "*"})) {
+    auto text = ReadFile(words[2]);
+    if (!text) return text.error();
+    r.method = "PUT";
+    r.target = "/v1/admin/programme";
+    r.body = std::move(*text);
+  } else if (is({"conflicts"})) {
+    r.target = "/v1/admin/conflicts";
+  } else if (is({"metrics"})) {
+    r.target = "/metrics";
+  } else {
+    std::string joined;
+    for (const auto& w : words) joined += (joined.empty() ? "" : " ") + w;
+    return usage(words.empty() ? "no command given" : "unknown command '" + joined + "'");
+  }
+  return r;
+}
+
+std::string When(int64_t ms) {
+  if (ms <= 0) return "-";
+  std::ostringstream ss;
+  const int64_t s = ms / 1000;
+  ss << core::FormatDate(ms) << ' ' << std::setfill('0') << std::setw(2) << (s / 3600) % 24 << ':'
+     << std::setw(2) << (s / 60) % 60 << ':' << std::setw(2) << s % 60 << 'Z';
+  return ss.str();
+}
+
+void PrintMember(const v1::AdminMemberResponse& r, std::ostream& out) {
+  const auto& m = r.member();
+  out << "member   " << m.member_id() << "  " << m.display_name() << "\n"
+      << "tier     " << m.tier() << "\nbalance  " << m.points_balance() << " points\n"
+      << "visits   " << m.qualifying_visits() << "  spend " << m.qualifying_spend()
+      << "  (qualifying window)\nenrolled " << When(r.enrolled_at_ms()) << "\n";
+  for (const auto& alias : r.aliases()) out << "alias    " << alias << "\n";
+  for (const auto& lot : m.lots()) {
+    out << "lot      " << lot.points() << " points earned " << When(lot.earned_at_ms()) << "\n";
+  }
+  out << "history (" << r.history_size() << " events):\n";
+  for (const auto& e : r.history()) {
+    const auto& id = e.id();
+    out << "  " << When(e.occurred_at_ms()) << "  " << id.store_id() << "/" << id.terminal_id()
+        << "/" << id.epoch() << "/" << id.seq() << "  ";
+    switch (e.body_case()) {
+      case v1::Event::kEnrolment:
+        out << "enrolment";
+        break;
+      case v1::Event::kVisit:
+        out << "visit";
+        break;
+      case v1::Event::kPurchase:
+        out << "purchase " << e.purchase().pos_txn_id() << " total " << e.purchase().total() << " +"
+            << e.purchase().points_earned() << " pts";
+        break;
+      case v1::Event::kReversal:
+        out << "reversal of " << e.reversal().pos_txn_id() << " -" << e.reversal().points_reversed()
+            << " pts";
+        break;
+      case v1::Event::kRedemption:
+        out << "redemption -" << e.redemption().points() << " pts";
+        break;
+      case v1::Event::kAdjustment:
+        out << "adjustment " << e.adjustment().points() << " pts";
+        break;
+      case v1::Event::BODY_NOT_SET:
+        out << "?";
+        break;
+    }
+    out << "\n";
+  }
+}
+
+// Prints the reply for a human; false if the body is not what was expected.
+bool PrintHuman(const Request& r, const std::string& body, std::ostream& out) {
+  auto parse = [&](google::protobuf::Message* m) { return proto::ParseJson(body, m).empty(); };
+  const std::string& t = r.target;
+  if (t == "/metrics") {
+    out << body;
+  } else if (r.method != "GET") {
+    v1::PublishResponse p;
+    if (!parse(&p)) return false;
+    out << (r.method == "DELETE" ? "retired " : "published ") << p.id() << " (feed version "
+        << p.feed_version() << ")\n";
+  } else if (t.starts_with("/v1/admin/members/")) {
+    v1::AdminMemberResponse m;
+    if (!parse(&m)) return false;
+    PrintMember(m, out);
+  } else if (t == "/v1/admin/stores") {
+    v1::StoreList list;
+    if (!parse(&list)) return false;
+    out << std::left << std::setw(16) << "STORE" << std::setw(10) << "CONNECTED" << std::setw(22)
+        << "LAST SEEN" << std::setw(10) << "EVENTS" << std::setw(10) << "REJECTED" << std::setw(10)
+        << "LAG(s)"
+        << "TERMINALS\n";
+    for (const auto& s : list.stores()) {
+      std::string terminals;
+      for (const auto& term : s.terminals()) {
+        terminals += (terminals.empty() ? "" : ", ") + term.terminal_id() + "#" +
+                     std::to_string(term.last_seq());
+      }
+      out << std::setw(16) << s.store_id() << std::setw(10) << (s.connected() ? "yes" : "no")
+          << std::setw(22) << When(s.last_seen_ms()) << std::setw(10) << s.events_received()
+          << std::setw(10) << s.events_rejected() << std::setw(10) << s.lag_ms() / 1000 << terminals
+          << "\n";
+    }
+  } else if (t == "/v1/admin/promotions") {
+    v1::OfferList list;
+    if (!parse(&list)) return false;
+    out << std::left << std::setw(20) << "ID" << std::setw(30) << "NAME"
+        << "PRIORITY\n";
+    for (const auto& o : list.offers()) {
+      out << std::setw(20) << o.id() << std::setw(30) << o.name() << o.priority() << "\n";
+    }
+  } else if (t == "/v1/admin/programme") {
+    v1::Programme p;
+    if (!parse(&p)) return false;
+    out << "programme " << p.name() << " version " << p.version() << " (" << p.currency()
+        << ")\npoints per unit " << p.points_per_unit() << "\ntiers:";
+    for (const auto& tier : p.tiers()) out << " " << tier.name();
+    out << "\n";
+  } else if (t == "/v1/admin/conflicts") {
+    v1::ConflictList list;
+    if (!parse(&list)) return false;
+    if (list.conflicts_size() == 0) out << "no conflicts\n";
+    for (const auto& c : list.conflicts()) {
+      out << "#" << c.id() << " " << c.kind() << " member " << c.member_id() << " balance "
+          << c.balance_after() << " at " << When(c.detected_at_ms()) << ": " << c.detail()
+          << "\n   events:";
+      for (const auto& e : c.event_ids()) out << " " << e;
+      out << "\n";
+    }
+  } else {
+    out << body << "\n";
+  }
+  return true;
+}
+
+}  // namespace
+
+int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::string url, tls_dir;
+  bool json = false;
+  int timeout_ms = 10000;
+  std::vector<std::string> words;
+  po::options_description desc("options");
+  desc.add_options()                                                      //
+      ("help,h", "print this help")                                       //
+      ("url", po::value(&url), "server admin URL, https://HOST:PORT")     //
+      ("tls-dir", po::value(&tls_dir), "admin bundle (pki issue-admin)")  //
+      ("json", po::bool_switch(&json), "print the raw API JSON")          //
+      ("timeout-ms", po::value(&timeout_ms), "request timeout (default 10000)");
+  po::options_description hidden;
+  hidden.add_options()("words", po::value(&words));
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description positional;
+  positional.add("words", -1);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    if (vm.count("help")) {
+      out << kUsage << "\n" << desc;
+      return kExitOk;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    err << "loyaltyctl admin: " << e.what() << "\n" << kUsage;
+    return kExitUsage;
+  }
+  auto fail_usage = [&](const std::string& message) {
+    err << "loyaltyctl admin: " << message << "\n" << kUsage;
+    return kExitUsage;
+  };
+  if (url.empty()) return fail_usage("--url is required");
+  if (tls_dir.empty()) return fail_usage("--tls-dir is required");
+  if (timeout_ms <= 0) return fail_usage("--timeout-ms must be positive");
+  auto request = BuildRequest(words);
+  if (!request) return fail_usage(request.error().message);
+  auto parsed = ParseHttpsUrl(url);
+  if (!parsed) return fail_usage(parsed.error().message);
+  auto client = AdminClient::Create(*parsed, tls_dir, std::chrono::milliseconds(timeout_ms));
+  if (!client) return fail_usage(client.error().message);
+
+  auto reply = (*client)->Call(request->method, request->target, request->body);
+  if (!reply) {
+    if (reply.error().code == core::code::kUnavailable) {
+      err << "loyaltyctl admin: " << reply.error().message << "\n";
+      return kExitCannotConnect;
+    }
+    return fail_usage(reply.error().message);
+  }
+  if (reply->status >= 400) {
+    if (json) {
+      out << reply->body << "\n";
+    } else {
+      v1::ErrorResponse e;
+      if (proto::ParseJson(reply->body, &e).empty()) {
+        err << "error: " << e.error().code() << ": " << e.error().message() << "\n";
+      } else {
+        err << "error: HTTP " << reply->status << ": " << reply->body << "\n";
+      }
+    }
+    return kExitApiError;
+  }
+  if (json) {
+    out << reply->body << (reply->body.ends_with('\n') ? "" : "\n");
+  } else if (!PrintHuman(*request, reply->body, out)) {
+    err << "loyaltyctl admin: unexpected reply: " << reply->body << "\n";
+    return kExitApiError;
+  }
+  return kExitOk;
+}
+
+}  // namespace loyalty::ctl

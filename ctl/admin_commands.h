@@ -1,0 +1,23 @@
+// `loyaltyctl admin ...`: head office's commands against loyalty-server's
+// admin API (mutual TLS with an admin bundle). `args` are the words after
+// "admin":
+//
+//   --url https://HOST:PORT --tls-dir ADMIN_BUNDLE [--json] [--timeout-ms N]
+//   members lookup CARD_OR_MEMBER_ID | stores | promotions list |
+//   promotions put FILE | promotions retire ID | programme show |
+//   programme load FILE | conflicts | metrics
+//
+// Exit codes as every loyaltyctl command (ctl/commands.h): 0 ok, 1 the API
+// answered with an error, 2 usage error (also an unusable bundle), 3 cannot
+// connect (including a TLS handshake the server refused). Stateless.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace loyalty::ctl {
+
+int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace loyalty::ctl

@@ -1,0 +1,276 @@
+#include "server/sync_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <vector>
+
+#include "core/time_util.h"
+
+namespace loyalty::server {
+namespace {
+
+namespace net = boost::asio;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Describe(const v1::EventId& id) {
+  return id.store_id() + "/" + id.terminal_id() + "/" + std::to_string(id.epoch()) + "/" +
+         std::to_string(id.seq());
+}
+
+}  // namespace
+
+std::shared_ptr<SyncService> SyncService::Create(net::io_context& ioc, DbWorker& db,
+                                                 ServerMetrics& metrics,
+                                                 SyncServiceOptions options) {
+  return std::shared_ptr<SyncService>(new SyncService(ioc, db, metrics, options));
+}
+
+SyncService::SyncService(net::io_context& ioc, DbWorker& db, ServerMetrics& metrics,
+                         SyncServiceOptions options)
+    : db_(db),
+      metrics_(metrics),
+      options_(options),
+      strand_(net::make_strand(ioc)),
+      push_timer_(strand_) {}
+
+sync::ConnectionCallbacks SyncService::Callbacks() {
+  auto self = shared_from_this();
+  sync::ConnectionCallbacks callbacks;
+  callbacks.on_open = [self](const sync::ConnectionPtr& c) { self->OnOpen(c); };
+  callbacks.on_frame = [self](const sync::ConnectionPtr& c, v1::Frame f) {
+    self->OnFrame(c, std::move(f));
+  };
+  callbacks.on_close = [self](const sync::ConnectionPtr& c, const core::Error& e) {
+    self->OnClose(c, e);
+  };
+  return callbacks;
+}
+
+void SyncService::OnOpen(const sync::ConnectionPtr& connection) {
+  const std::string store_id = connection->peer().id;
+  {
+    std::lock_guard lock(mu_);
+    // A terminal that connects learns the feed by asking for changes; pushes
+    // are only for what happens while it is connected.
+    peers_[connection.get()] = Peer{connection, store_id, latest_version_};
+  }
+  metrics_.ConnectionOpened();
+  spdlog::info("store {} terminal {} connected from {}", store_id,
+               connection->peer_hello().terminal_id(),
+               connection->remote_endpoint().address().to_string());
+  const int64_t now = NowMs();
+  if (!db_.Post([store_id, now](storage::ServerStore& store) {
+        if (auto s = store.TouchStore(store_id, now); !s) {
+          spdlog::error("cannot record that store {} connected: {} ({})", store_id,
+                        s.error().message, s.error().code);
+        }
+      })) {
+    spdlog::warn("database queue full; store {} last-seen time not updated", store_id);
+  }
+}
+
+void SyncService::OnClose(const sync::ConnectionPtr& connection, const core::Error& reason) {
+  bool was_open = false;
+  std::string store_id;
+  {
+    std::lock_guard lock(mu_);
+    auto it = peers_.find(connection.get());
+    if (it != peers_.end()) {
+      was_open = true;
+      store_id = it->second.store_id;
+      peers_.erase(it);
+    }
+  }
+  const std::string from = connection->remote_endpoint().address().to_string();
+  if (was_open) {
+    metrics_.ConnectionClosed();
+    spdlog::info("store {} disconnected ({}): {}", store_id, reason.code, reason.message);
+    return;
+  }
+  // Never opened: the TLS handshake, the certificate's identity or the Hello
+  // was refused. Say why, once, for the operator.
+  metrics_.ConnectionRefused();
+  spdlog::warn("sync connection from {} refused: {}: {}", from, reason.code, reason.message);
+}
+
+void SyncService::OnFrame(const sync::ConnectionPtr& connection, v1::Frame frame) {
+  metrics_.FrameReceived();
+  const uint64_t correlation_id = frame.correlation_id();
+  switch (frame.message_case()) {
+    case v1::Frame::kUploadBatch:
+      return HandleUpload(connection, correlation_id, std::move(*frame.mutable_upload_batch()));
+    case v1::Frame::kChangesRequest:
+      return HandleChanges(connection, correlation_id, frame.changes_request());
+    default:
+      spdlog::warn("store {}: unexpected frame (field {}) ignored", connection->peer().id,
+                   static_cast<int>(frame.message_case()));
+      return SendError(connection, correlation_id,
+                       core::MakeError("unexpected_frame",
+                                       "the server accepts only UploadBatch and ChangesRequest "
+                                       "after the Hello"));
+  }
+}
+
+void SyncService::HandleUpload(const sync::ConnectionPtr& connection, uint64_t correlation_id,
+                               v1::UploadBatch batch) {
+  // The uploader's identity comes from its verified certificate, never from
+  // the frame (design invariant 8).
+  const std::string store_id = connection->peer().id;
+  std::weak_ptr<sync::Connection> weak = connection;
+  auto self = shared_from_this();
+  // Ingest takes a contiguous span; protobuf's repeated field is not one.
+  std::vector<v1::Event> events(std::make_move_iterator(batch.mutable_events()->begin()),
+                                std::make_move_iterator(batch.mutable_events()->end()));
+  const uint64_t batch_id = batch.batch_id();
+  auto job = [self, weak, store_id, correlation_id, batch_id,
+              events = std::move(events)](storage::ServerStore& store) {
+    const auto started = std::chrono::steady_clock::now();
+    auto outcome = store.Ingest(store_id, events, NowMs());
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    auto conn = weak.lock();
+    if (!outcome) {
+      spdlog::error("store {}: batch {} of {} events not ingested: {} ({})", store_id, batch_id,
+                    events.size(), outcome.error().message, outcome.error().code);
+      if (conn) self->SendError(conn, correlation_id, outcome.error());
+      return;
+    }
+    self->metrics_.BatchIngested(static_cast<int64_t>(outcome->acknowledged.size()),
+                                 static_cast<int64_t>(outcome->rejected.size()), seconds);
+    for (const v1::EventRejection& r : outcome->rejected) {
+      if (r.code() == "wrong_store") {
+        spdlog::warn("store {} uploaded event {} of another store; rejected (wrong_store): {}",
+                     store_id, Describe(r.id()), r.message());
+      } else {
+        spdlog::warn("store {}: event {} rejected ({}): {}", store_id, Describe(r.id()), r.code(),
+                     r.message());
+      }
+    }
+    spdlog::debug("store {}: batch {} ingested: {} acknowledged, {} rejected", store_id, batch_id,
+                  outcome->acknowledged.size(), outcome->rejected.size());
+    self->metrics_.FeedVersion(outcome->latest_version);
+    if (!outcome->touched_members.empty()) self->FeedAdvanced(outcome->latest_version);
+    if (!conn) return;  // the agent will resend; the effect is already durable
+    v1::Frame answer;
+    answer.set_correlation_id(correlation_id);
+    v1::UploadAck* ack = answer.mutable_upload_ack();
+    ack->set_batch_id(batch_id);
+    for (auto& id : outcome->acknowledged) *ack->add_acknowledged() = std::move(id);
+    for (auto& r : outcome->rejected) *ack->add_rejected() = std::move(r);
+    self->Send(conn, std::move(answer));
+  };
+  if (!db_.Post(std::move(job))) {
+    SendError(connection, correlation_id,
+              core::MakeError(core::code::kUnavailable, "the server is busy; retry later"));
+  }
+}
+
+void SyncService::HandleChanges(const sync::ConnectionPtr& connection, uint64_t correlation_id,
+                                const v1::ChangesRequest& request) {
+  std::weak_ptr<sync::Connection> weak = connection;
+  auto self = shared_from_this();
+  const uint64_t after = request.after_version();
+  const uint32_t max = request.max_changes();
+  auto job = [self, weak, correlation_id, after, max](storage::ServerStore& store) {
+    auto conn = weak.lock();
+    if (!conn) return;  // nobody to answer
+    auto page = store.Changes(after, max);
+    if (!page) {
+      spdlog::error("store {}: changes after {} failed: {} ({})", conn->peer().id, after,
+                    page.error().message, page.error().code);
+      return self->SendError(conn, correlation_id, page.error());
+    }
+    v1::Frame answer;
+    answer.set_correlation_id(correlation_id);
+    *answer.mutable_changes_page() = std::move(*page);
+    self->Send(conn, std::move(answer));
+  };
+  if (!db_.Post(std::move(job))) {
+    SendError(connection, correlation_id,
+              core::MakeError(core::code::kUnavailable, "the server is busy; retry later"));
+  }
+}
+
+void SyncService::Send(const sync::ConnectionPtr& connection, v1::Frame frame) {
+  metrics_.FrameSent();
+  connection->Send(std::move(frame));
+}
+
+void SyncService::SendError(const sync::ConnectionPtr& connection, uint64_t correlation_id,
+                            const core::Error& error) {
+  v1::Frame frame;
+  frame.set_correlation_id(correlation_id);
+  frame.mutable_error()->set_code(error.code);
+  frame.mutable_error()->set_message(error.message);
+  frame.mutable_error()->set_fatal(false);
+  Send(connection, std::move(frame));
+}
+
+void SyncService::FeedAdvanced(uint64_t version) {
+  metrics_.FeedVersion(version);
+  {
+    std::lock_guard lock(mu_);
+    if (version <= latest_version_) return;
+    latest_version_ = version;
+  }
+  // Coalesce: the first advance arms the timer; advances until it fires
+  // only raise latest_version_, and one push carries the newest.
+  net::post(strand_, [self = shared_from_this()] {
+    if (self->push_armed_) return;
+    self->push_armed_ = true;
+    self->push_timer_.expires_after(self->options_.push_delay);
+    self->push_timer_.async_wait([self](boost::system::error_code ec) {
+      self->push_armed_ = false;
+      if (!ec) self->PushNow();
+    });
+  });
+}
+
+void SyncService::PushNow() {
+  std::vector<sync::ConnectionPtr> targets;
+  uint64_t version = 0;
+  {
+    std::lock_guard lock(mu_);
+    version = latest_version_;
+    for (auto& [_, peer] : peers_) {
+      if (peer.pushed_version >= version) continue;
+      if (auto c = peer.connection.lock()) {
+        peer.pushed_version = version;
+        targets.push_back(std::move(c));
+      }
+    }
+  }
+  for (const auto& c : targets) {
+    v1::Frame frame;
+    frame.set_correlation_id(0);
+    frame.mutable_push()->set_latest_version(version);
+    metrics_.PushSent();
+    Send(c, std::move(frame));
+  }
+}
+
+std::map<std::string, int> SyncService::ConnectedStores() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, int> out;
+  for (const auto& [_, peer] : peers_) ++out[peer.store_id];
+  return out;
+}
+
+void SyncService::CloseAll() {
+  std::vector<sync::ConnectionPtr> open;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [_, peer] : peers_) {
+      if (auto c = peer.connection.lock()) open.push_back(std::move(c));
+    }
+  }
+  for (const auto& c : open) c->Close();
+}
+
+}  // namespace loyalty::server

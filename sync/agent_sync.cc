@@ -1,0 +1,467 @@
+#include <utility>  // before Asio (Boost 1.74)
+
+#include "sync/agent_sync.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "sync/outbox.h"
+#include "sync/tls.h"
+
+namespace loyalty::sync {
+namespace {
+
+namespace net = boost::asio;
+using core::MakeError;
+using core::Result;
+using Clock = std::chrono::steady_clock;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct AgentSync::State {
+  AgentSyncOptions options;
+  AgentSyncHost host;
+  std::string server;  // host:port, for status and logs
+
+  net::io_context ioc;
+  net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
+  std::thread io_thread;
+  std::thread sync_thread;
+
+  // Sync thread only.
+  std::unique_ptr<storage::AgentStore> reader;
+  uint64_t next_correlation = 0;
+  uint64_t next_batch_id = 0;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  std::mutex status_mutex;  // guards status_reader
+  std::unique_ptr<storage::AgentStore> status_reader;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  // Guarded by mutex.
+  bool stopping = false;
+  ConnectionPtr conn;
+  uint64_t conn_gen = 0;  // callbacks of older connections are ignored
+  bool conn_open = false;
+  bool conn_closed = true;
+  core::Error close_reason;
+  std::deque<v1::Frame> inbox;
+  bool trigger = false;        // a commit or the interval asks for a round
+  bool pushed = false;         // the server announced new changes
+  uint64_t requested_gen = 0;  // SyncNow calls so far
+  uint64_t done_gen = 0;       // SyncNow calls the last finished round served
+  std::optional<core::Error> last_error;
+  std::optional<core::Error> last_round_error;
+  int64_t last_success_ms = 0;
+
+  // ------------------------------------------------------------ rounds --
+
+  void Run() {
+    auto backoff = options.backoff_initial;
+    std::unique_lock lock(mutex);
+    while (!stopping) {
+      const uint64_t gen = requested_gen;
+      trigger = false;
+      pushed = false;
+      lock.unlock();
+      core::Status result = Round();
+      if (!result.ok()) DropConnection();
+      lock.lock();
+      done_gen = gen;
+      if (result.ok()) {
+        last_success_ms = NowMs();
+        last_error.reset();
+        last_round_error.reset();
+        backoff = options.backoff_initial;
+      } else {
+        if (!last_error || last_error->code != result.error().code ||
+            last_error->message != result.error().message) {
+          spdlog::warn("sync with {} failed: {} ({}); retrying with backoff", server,
+                       result.error().message, result.error().code);
+        }
+        last_error = result.error();
+        last_round_error = result.error();
+      }
+      changed.notify_all();
+      if (stopping) break;
+      if (result.ok()) {
+        // Online: the next round on a commit, a push, a manual request, a
+        // dropped connection or the interval, whichever comes first.
+        changed.wait_for(lock, options.interval, [&] {
+          return stopping || trigger || pushed || requested_gen > gen || conn_closed;
+        });
+      } else {
+        // Offline: only a manual request cuts the backoff short, so a busy
+        // till does not hammer an unreachable server after every commit.
+        std::uniform_int_distribution<int64_t> jitter(backoff.count() / 2, backoff.count());
+        const std::chrono::milliseconds wait{jitter(rng)};
+        backoff = std::min(backoff * 2, options.backoff_max);
+        changed.wait_for(lock, wait, [&] { return stopping || requested_gen > gen; });
+      }
+    }
+  }
+
+  core::Status Round() {
+    if (auto s = EnsureConnected(); !s.ok()) return s;
+    if (auto s = Upload(); !s.ok()) return s;
+    return Download();
+  }
+
+  core::Status EnsureConnected() {
+    {
+      std::lock_guard lock(mutex);
+      if (conn && conn_open && !conn_closed) return {};
+    }
+    // The bundle is read at every attempt, so a renewed one is picked up.
+    auto bundle = pki::LoadBundle(options.tls_dir);
+    if (!bundle.ok()) {
+      return MakeError(code::kBadBundle, "cannot load the certificate bundle " +
+                                             options.tls_dir.string() + ": " +
+                                             bundle.error().message);
+    }
+    auto days = pki::BundleDaysUntilExpiry(*bundle);
+    if (days.ok() && *days < 0) {
+      return MakeError(code::kCertificateExpired,
+                       "the store certificate in " + options.tls_dir.string() +
+                           " has expired; renew it at head office with `loyaltyctl pki renew "
+                           "--dir CA_DIR --bundle BUNDLE` and copy the bundle to " +
+                           options.tls_dir.string() + " (picked up at the next attempt)");
+    }
+    auto ctx = MakeClientContext(*bundle);
+    if (!ctx.ok()) return ctx.error();
+    auto epoch = reader->GetMeta("epoch");
+    if (!epoch.ok()) return epoch.error();
+    v1::Hello hello;
+    hello.set_agent_version("0.1.0");
+    hello.set_terminal_id(options.terminal_id);
+    hello.set_epoch(*epoch ? std::stoull(**epoch) : 1);
+
+    uint64_t gen = 0;
+    {
+      std::lock_guard lock(mutex);
+      gen = ++conn_gen;
+      conn_open = false;
+      conn_closed = false;
+      inbox.clear();
+    }
+    ConnectionCallbacks callbacks;
+    callbacks.on_open = [this, gen](const ConnectionPtr&) {
+      std::lock_guard lock(mutex);
+      if (gen != conn_gen) return;
+      conn_open = true;
+      changed.notify_all();
+    };
+    callbacks.on_frame = [this, gen](const ConnectionPtr&, v1::Frame frame) {
+      std::lock_guard lock(mutex);
+      if (gen != conn_gen) return;
+      if (frame.has_push()) {
+        pushed = true;
+      } else {
+        inbox.push_back(std::move(frame));
+      }
+      changed.notify_all();
+    };
+    callbacks.on_close = [this, gen](const ConnectionPtr&, const core::Error& error) {
+      std::lock_guard lock(mutex);
+      if (gen != conn_gen) return;
+      conn_closed = true;
+      close_reason = error;
+      changed.notify_all();
+    };
+    const std::string name = options.server_name.empty() ? options.host : options.server_name;
+    ConnectionPtr c = Connection::Connect(ioc.get_executor(), *ctx, options.host, options.port,
+                                          name, hello, options.connection, std::move(callbacks));
+    std::unique_lock lock(mutex);
+    conn = c;
+    const auto limit = options.connection.connect_timeout + options.connection.handshake_timeout;
+    changed.wait_for(lock, limit, [&] { return stopping || conn_open || conn_closed; });
+    if (conn_open && !conn_closed) {
+      spdlog::info("sync: connected to {} as terminal {} (epoch {})", server, options.terminal_id,
+                   hello.epoch());
+      return {};
+    }
+    if (stopping) return MakeError(code::kStopped, "the sync client is stopping");
+    if (conn_closed) return close_reason;
+    return MakeError(code::kTimeout, "connecting to " + server + " timed out");
+  }
+
+  void DropConnection() {
+    ConnectionPtr c;
+    {
+      std::lock_guard lock(mutex);
+      c = std::move(conn);
+      ++conn_gen;  // its late callbacks are ignored from now on
+      conn_open = false;
+      conn_closed = true;
+      inbox.clear();
+    }
+    if (c) c->Close();
+  }
+
+  // Sends `request` and waits for the frame with its correlation id.
+  Result<v1::Frame> Call(v1::Frame request) {
+    request.set_correlation_id(++next_correlation);
+    const uint64_t id = request.correlation_id();
+    std::unique_lock lock(mutex);
+    if (!conn || conn_closed) return close_reason;
+    ConnectionPtr c = conn;
+    lock.unlock();
+    c->Send(std::move(request));
+    lock.lock();
+    std::optional<v1::Frame> reply;
+    auto take = [&] {
+      while (!inbox.empty()) {
+        v1::Frame f = std::move(inbox.front());
+        inbox.pop_front();
+        if (f.correlation_id() == id) {
+          reply = std::move(f);
+          return true;
+        }
+        if (f.has_error()) {
+          spdlog::warn("sync: server error: {} ({})", f.error().message(), f.error().code());
+        }
+      }
+      return false;
+    };
+    const bool done = changed.wait_for(lock, options.request_timeout,
+                                       [&] { return stopping || take() || conn_closed; });
+    if (reply) {
+      if (reply->has_error()) {
+        return MakeError(reply->error().code(), "server: " + reply->error().message());
+      }
+      return std::move(*reply);
+    }
+    if (stopping) return MakeError(code::kStopped, "the sync client is stopping");
+    if (conn_closed) return close_reason;
+    (void)done;
+    return MakeError(code::kTimeout, "the server did not answer within the request timeout");
+  }
+
+  // Write `fn` through the host, passing its result out.
+  template <typename T, typename Fn>
+  Result<T> Write(Fn fn) {
+    std::optional<Result<T>> out;
+    core::Status s = host.write([&](storage::AgentStore& store) -> core::Status {
+      Result<T> r = fn(store);
+      if (!r.ok()) return r.error();
+      out.emplace(std::move(r));
+      return {};
+    });
+    if (!s.ok()) return s.error();
+    return std::move(*out);
+  }
+
+  core::Status Upload() {
+    for (;;) {
+      auto events = reader->UnackedEvents(0, options.batch_events);
+      if (!events.ok()) return events.error();
+      if (events->empty()) return {};
+      // Keep frames well below the size limit whatever the baskets hold.
+      std::size_t bytes = 0;
+      std::size_t n = 0;
+      while (n < events->size()) {
+        bytes += (*events)[n].event.ByteSizeLong() + 16;
+        if (n > 0 && bytes > options.batch_bytes) break;
+        ++n;
+      }
+      events->resize(n);
+      v1::Frame frame;
+      auto* batch = frame.mutable_upload_batch();
+      batch->set_batch_id(++next_batch_id);
+      for (const auto& e : *events) *batch->add_events() = e.event;
+      auto reply = Call(std::move(frame));
+      if (!reply.ok()) return reply.error();
+      if (!reply->has_upload_ack() || reply->upload_ack().batch_id() != next_batch_id) {
+        return MakeError(code::kProtocolError, "the server answered an upload with something else");
+      }
+      auto epoch = reader->GetMeta("epoch");
+      if (!epoch.ok()) return epoch.error();
+      const uint64_t current = *epoch ? std::stoull(**epoch) : 1;
+      // A new epoch must differ from every earlier one: the clock in ms is,
+      // unless the clock went back, in which case current + 1 is.
+      const uint64_t fresh = std::max<uint64_t>(static_cast<uint64_t>(NowMs()), current + 1);
+      const v1::UploadAck& ack = reply->upload_ack();
+      auto outcome = Write<AckOutcome>([&](storage::AgentStore& store) {
+        return ApplyUploadAck(store, *events, ack, fresh, NowMs());
+      });
+      if (!outcome.ok()) return outcome.error();
+      for (const auto& r : outcome->rejections) {
+        spdlog::error(
+            "sync: the server refused event {} for good: {} ({}); kept in the "
+            "dead-letter table",
+            EventKey(r.id()), r.message(), r.code());
+      }
+      if (outcome->new_epoch != 0) {
+        spdlog::warn(
+            "sync: sequence numbers already used on the server (terminal restored or "
+            "reinstalled?): started epoch {} and re-keyed {} pending events",
+            outcome->new_epoch, outcome->rekeyed);
+      }
+      if (outcome->acknowledged + outcome->dead_lettered + outcome->rekeyed == 0) {
+        return MakeError(code::kProtocolError, "the server acknowledged none of the " +
+                                                   std::to_string(events->size()) +
+                                                   " events uploaded");
+      }
+    }
+  }
+
+  core::Status Download() {
+    auto cursor = LoadCursor(*reader);
+    if (!cursor.ok()) return cursor.error();
+    for (;;) {
+      v1::Frame frame;
+      frame.mutable_changes_request()->set_after_version(*cursor);
+      frame.mutable_changes_request()->set_max_changes(options.page_changes);
+      auto reply = Call(std::move(frame));
+      if (!reply.ok()) return reply.error();
+      if (!reply->has_changes_page()) {
+        return MakeError(code::kProtocolError,
+                         "the server answered a changes request with "
+                         "something else");
+      }
+      const v1::ChangesPage& page = reply->changes_page();
+      auto outcome = Write<PageOutcome>(
+          [&](storage::AgentStore& store) { return ApplyChangesPage(store, page); });
+      if (!outcome.ok()) return outcome.error();
+      if (outcome->catalogue_changed && host.catalogue_changed) host.catalogue_changed();
+      if (!page.changes().empty()) {
+        spdlog::debug("sync: applied {} changes, cursor {}", page.changes_size(), page.cursor());
+      }
+      if (!page.has_more()) return {};
+      if (page.changes().empty()) {
+        return MakeError(code::kProtocolError, "the server sent an empty page with has_more set");
+      }
+      *cursor = page.cursor();
+    }
+  }
+
+  SyncStatus Snapshot() {
+    SyncStatus out;
+    out.server = server;
+    {
+      std::lock_guard lock(mutex);
+      out.last_success_ms = last_success_ms;
+      out.last_error = last_error;
+      out.connected = conn && conn_open && !conn_closed;
+    }
+    std::lock_guard lock(status_mutex);
+    storage::AgentStore& s = *status_reader;
+    if (auto n = s.CountUnackedEvents(); n.ok()) out.pending_events = *n;
+    if (auto n = s.CountDeadLetters(); n.ok()) out.dead_letters = *n;
+    if (auto c = LoadCursor(s); c.ok()) out.cursor = *c;
+    if (auto e = s.GetMeta("epoch"); e.ok() && *e) out.epoch = std::stoull(**e);
+    if (out.dead_letters > 0) {
+      if (auto d = s.DeadLetters(20); d.ok()) out.recent_dead_letters = std::move(*d);
+    }
+    return out;
+  }
+};
+
+Result<std::unique_ptr<AgentSync>> AgentSync::Start(AgentSyncOptions options, AgentSyncHost host) {
+  if (!host.write)
+    return MakeError(core::code::kInvalidRequest, "AgentSyncHost::write is required");
+  auto bundle = pki::LoadBundle(options.tls_dir);
+  if (!bundle.ok()) {
+    return MakeError(code::kBadBundle, "cannot load the certificate bundle " +
+                                           options.tls_dir.string() + ": " +
+                                           bundle.error().message);
+  }
+  if (auto days = pki::BundleDaysUntilExpiry(*bundle); days.ok()) {
+    if (*days < 0) {
+      spdlog::error(
+          "sync: the store certificate in {} has expired; the agent works offline "
+          "until it is renewed (loyaltyctl pki renew --dir CA_DIR --bundle BUNDLE at "
+          "head office, then copy the bundle here)",
+          options.tls_dir.string());
+    } else if (*days < 30) {
+      spdlog::warn(
+          "sync: the store certificate in {} expires in {} days; renew it with "
+          "loyaltyctl pki renew",
+          options.tls_dir.string(), *days);
+    }
+  }
+  storage::Database::Options read;
+  read.read_only = true;
+  read.durability = storage::Database::Durability::kNormal;
+  auto reader = storage::AgentStore::Open(options.db_path, read);
+  if (!reader.ok()) return reader.error();
+  auto status_reader = storage::AgentStore::Open(options.db_path, read);
+  if (!status_reader.ok()) return status_reader.error();
+
+  auto state = std::make_unique<State>();
+  state->server = options.host + ":" + std::to_string(options.port);
+  state->options = std::move(options);
+  state->host = std::move(host);
+  state->reader = std::move(*reader);
+  state->status_reader = std::move(*status_reader);
+  State* s = state.get();
+  s->io_thread = std::thread([s] { s->ioc.run(); });
+  s->sync_thread = std::thread([s] { s->Run(); });
+  return std::unique_ptr<AgentSync>(new AgentSync(std::move(state)));
+}
+
+AgentSync::AgentSync(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+AgentSync::~AgentSync() { Stop(); }
+
+void AgentSync::Trigger() {
+  std::lock_guard lock(state_->mutex);
+  state_->trigger = true;
+  state_->changed.notify_all();
+}
+
+Result<SyncStatus> AgentSync::SyncNow(std::chrono::milliseconds timeout) {
+  State& s = *state_;
+  {
+    std::unique_lock lock(s.mutex);
+    const uint64_t mine = ++s.requested_gen;
+    s.changed.notify_all();
+    // A round serves this call only if it started after it: done_gen is the
+    // request count a round saw when it began.
+    if (!s.changed.wait_for(lock, timeout, [&] { return s.stopping || s.done_gen >= mine; })) {
+      return MakeError(code::kTimeout,
+                       "no sync round finished within " + std::to_string(timeout.count()) + " ms");
+    }
+    if (s.stopping && s.done_gen < mine) {
+      return MakeError(code::kStopped, "the sync client is stopping");
+    }
+    if (s.last_round_error) return *s.last_round_error;
+  }
+  return s.Snapshot();
+}
+
+SyncStatus AgentSync::Status() { return state_->Snapshot(); }
+
+void AgentSync::Stop() {
+  State& s = *state_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.stopping && !s.sync_thread.joinable()) return;
+    s.stopping = true;
+    s.changed.notify_all();
+  }
+  if (s.sync_thread.joinable()) s.sync_thread.join();
+  s.DropConnection();
+  s.work.reset();
+  // Nothing waits for the TLS close: the server treats a cut connection like
+  // any other (it only ever acts on whole frames).
+  s.ioc.stop();
+  if (s.io_thread.joinable()) s.io_thread.join();
+}
+
+}  // namespace loyalty::sync

@@ -1,0 +1,240 @@
+// loyalty-server as a real process: store agents sync over mutual TLS, head
+// office uses the admin API and `loyaltyctl admin`.
+#include <fstream>
+
+#include "core/card.h"
+#include "loyalty/v1/admin.pb.h"
+#include "proto/json.h"
+#include "tests/server/server_fixture.h"
+#include "tests/server/test_events.h"
+
+namespace loyalty::server::testing {
+namespace {
+
+v1::Frame Upload(uint64_t batch_id, std::vector<v1::Event> events) {
+  v1::Frame f;
+  f.mutable_upload_batch()->set_batch_id(batch_id);
+  for (auto& e : events) *f.mutable_upload_batch()->add_events() = std::move(e);
+  return f;
+}
+
+v1::Frame ChangesAfter(uint64_t after, uint32_t max) {
+  v1::Frame f;
+  f.mutable_changes_request()->set_after_version(after);
+  f.mutable_changes_request()->set_max_changes(max);
+  return f;
+}
+
+std::string CardNumber() {
+  std::string payload = "603599000000011";
+  payload.push_back(core::LuhnCheckDigit(payload));
+  return payload;
+}
+
+std::string CardHashOf(const std::string& card) {
+  return core::CardHash(std::string(32, 'k'), card);
+}
+
+template <typename Message>
+Message ParseAs(const std::string& json) {
+  Message m;
+  EXPECT_EQ(proto::ParseJson(json, &m), "") << json;
+  return m;
+}
+
+TEST_F(ServerProcessTest, UploadIsAcknowledgedAndAResendIsNotCountedTwice) {
+  auto client = ConnectStore();
+  ASSERT_TRUE(client->WaitOpen());
+  const auto batch =
+      Upload(7, {Enrol("S1", 1, "p-1", CardHashOf(CardNumber())), Purchase("S1", 2, "p-1", 40)});
+  auto ack = client->Call(batch);
+  ASSERT_TRUE(ack && ack->has_upload_ack());
+  EXPECT_EQ(ack->upload_ack().batch_id(), 7u);
+  EXPECT_EQ(ack->upload_ack().acknowledged_size(), 2);
+  EXPECT_EQ(ack->upload_ack().rejected_size(), 0);
+
+  auto again = client->Call(batch);
+  ASSERT_TRUE(again && again->has_upload_ack());
+  EXPECT_EQ(again->upload_ack().acknowledged_size(), 2);
+
+  auto admin = Admin();
+  auto reply = admin->Call("GET", "/v1/admin/members/p-1");
+  ASSERT_TRUE(reply.ok());
+  ASSERT_EQ(reply->status, 200u) << reply->body;
+  auto member = ParseAs<v1::AdminMemberResponse>(reply->body);
+  EXPECT_EQ(member.member().points_balance(), 40);
+  EXPECT_EQ(member.history_size(), 2);
+
+  // The same member by card number (hashed with the bundle's card-hash.key).
+  auto by_card = admin->Call("GET", "/v1/admin/members/" + CardNumber());
+  ASSERT_TRUE(by_card.ok());
+  ASSERT_EQ(by_card->status, 200u) << by_card->body;
+  EXPECT_EQ(ParseAs<v1::AdminMemberResponse>(by_card->body).member().member_id(), "p-1");
+
+  auto stores = admin->Call("GET", "/v1/admin/stores");
+  ASSERT_TRUE(stores.ok());
+  auto list = ParseAs<v1::StoreList>(stores->body);
+  ASSERT_EQ(list.stores_size(), 1);
+  EXPECT_EQ(list.stores(0).store_id(), "S1");
+  EXPECT_TRUE(list.stores(0).connected());
+  EXPECT_EQ(list.stores(0).events_received(), 2);
+  ASSERT_EQ(list.stores(0).terminals_size(), 1);
+  EXPECT_EQ(list.stores(0).terminals(0).last_seq(), 2u);
+}
+
+TEST_F(ServerProcessTest, ChangesArePulledInPages) {
+  auto client = ConnectStore();
+  ASSERT_TRUE(client->WaitOpen());
+  auto ack =
+      client->Call(Upload(1, {Enrol("S1", 1, "p-1", HashOf(1)), Enrol("S1", 2, "p-2", HashOf(2)),
+                              Enrol("S1", 3, "p-3", HashOf(3))}));
+  ASSERT_TRUE(ack && ack->has_upload_ack());
+  auto first = client->Call(ChangesAfter(0, 2));
+  ASSERT_TRUE(first && first->has_changes_page());
+  EXPECT_EQ(first->changes_page().changes_size(), 2);
+  EXPECT_TRUE(first->changes_page().has_more());
+  auto second = client->Call(ChangesAfter(first->changes_page().cursor(), 2));
+  ASSERT_TRUE(second && second->has_changes_page());
+  EXPECT_EQ(second->changes_page().changes_size(), 1);
+  EXPECT_FALSE(second->changes_page().has_more());
+  EXPECT_EQ(second->changes_page().cursor(), 3u);
+  EXPECT_EQ(second->changes_page().changes(0).member().member_id(), "p-3");
+}
+
+TEST_F(ServerProcessTest, ConnectedAgentIsPushedAPublishedPromotion) {
+  auto client = ConnectStore();
+  ASSERT_TRUE(client->WaitOpen());
+  auto admin = Admin();
+  auto reply = admin->Call("PUT", "/v1/admin/promotions/coffee-x2",
+                           R"({"name":"Double coffee","points_multiplier_pct":200,
+                               "scope":{"kind":"CATEGORY","value":"Coffee"}})");
+  ASSERT_TRUE(reply.ok());
+  ASSERT_EQ(reply->status, 200u) << reply->body;
+  const uint64_t version = ParseAs<v1::PublishResponse>(reply->body).feed_version();
+
+  auto push = client->WaitPush();
+  ASSERT_TRUE(push.has_value());
+  EXPECT_EQ(push->correlation_id(), 0u);
+  EXPECT_GE(push->push().latest_version(), version);
+  auto page = client->Call(ChangesAfter(0, 0));
+  ASSERT_TRUE(page && page->has_changes_page());
+  ASSERT_EQ(page->changes_page().changes_size(), 1);
+  EXPECT_EQ(page->changes_page().changes(0).offer().id(), "coffee-x2");
+
+  auto retired = admin->Call("DELETE", "/v1/admin/promotions/coffee-x2");
+  ASSERT_TRUE(retired.ok());
+  EXPECT_EQ(retired->status, 200u);
+  ASSERT_TRUE(client->WaitPush().has_value());
+}
+
+TEST_F(ServerProcessTest, AdminApiRefusesBadInputAndChangesNothing) {
+  auto admin = Admin();
+  auto bad_offer = admin->Call("PUT", "/v1/admin/promotions/o-1", R"({"name":"no reward"})");
+  ASSERT_TRUE(bad_offer.ok());
+  EXPECT_EQ(bad_offer->status, 400u);
+  EXPECT_NE(bad_offer->body.find("invalid_offer"), std::string::npos) << bad_offer->body;
+  auto not_json = admin->Call("PUT", "/v1/admin/promotions/o-1", "{");
+  EXPECT_EQ(not_json->status, 400u);
+  auto mismatch =
+      admin->Call("PUT", "/v1/admin/promotions/o-1", R"({"id":"o-2","bonus_points":5})");
+  EXPECT_EQ(mismatch->status, 400u);
+  auto list = admin->Call("GET", "/v1/admin/promotions");
+  EXPECT_EQ(ParseAs<v1::OfferList>(list->body).offers_size(), 0);
+
+  auto programme = admin->Call("GET", "/v1/admin/programme");
+  ASSERT_EQ(programme->status, 200u);
+  auto p = ParseAs<v1::Programme>(programme->body);
+  auto stale = admin->Call("PUT", "/v1/admin/programme", proto::ToJson(p));
+  EXPECT_EQ(stale->status, 409u) << stale->body;
+  p.set_version(p.version() + 1);
+  auto newer = admin->Call("PUT", "/v1/admin/programme", proto::ToJson(p));
+  EXPECT_EQ(newer->status, 200u) << newer->body;
+
+  EXPECT_EQ(admin->Call("GET", "/v1/admin/members/p-nobody")->status, 404u);
+  EXPECT_EQ(admin->Call("GET", "/v1/admin/nothing")->status, 404u);
+  EXPECT_EQ(admin->Call("POST", "/v1/admin/stores")->status, 405u);
+  auto metrics = admin->Call("GET", "/metrics");
+  ASSERT_EQ(metrics->status, 200u);
+  EXPECT_NE(metrics->body.find("loyalty_feed_version "), std::string::npos);
+  EXPECT_NE(metrics->body.find("loyalty_ingest_batch_seconds_count"), std::string::npos);
+}
+
+TEST_F(ServerProcessTest, OverdrawAcrossStoresIsReportedAsAConflict) {
+  auto s1 = ConnectStore("store1");
+  auto s2 = ConnectStore("store2");
+  ASSERT_TRUE(s1->WaitOpen() && s2->WaitOpen());
+  ASSERT_TRUE(
+      s1->Call(Upload(1, {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 100)})));
+  ASSERT_TRUE(s1->Call(Upload(2, {Redeem("S1", 3, "p-1", 80)})));
+  ASSERT_TRUE(s2->Call(Upload(1, {Redeem("S2", 1, "p-1", 70)})));
+  auto conflicts = Admin()->Call("GET", "/v1/admin/conflicts");
+  ASSERT_EQ(conflicts->status, 200u);
+  auto list = ParseAs<v1::ConflictList>(conflicts->body);
+  ASSERT_EQ(list.conflicts_size(), 1);
+  EXPECT_EQ(list.conflicts(0).event_ids_size(), 2);
+}
+
+TEST_F(ServerProcessTest, LoyaltyctlAdminPrintsTablesJsonAndExitCodes) {
+  const std::string url = "https://127.0.0.1:" + std::to_string(admin_port_);
+  const std::string bundle = (tmp() / "admin").string();
+  std::string out;
+  const std::string offer_file = (tmp() / "offer.json").string();
+  std::ofstream(offer_file) << R"({"id":"bonus-5","name":"Five bonus","bonus_points":5})";
+
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "promotions", "put", offer_file}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("published bonus-5"), std::string::npos) << out;
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "promotions", "list"}, &out), 0) << out;
+  EXPECT_NE(out.find("Five bonus"), std::string::npos) << out;
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "--json", "promotions", "list"}, &out), 0);
+  EXPECT_EQ(ParseAs<v1::OfferList>(out).offers(0).id(), "bonus-5");
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "stores"}, &out), 0) << out;
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "programme", "show"}, &out), 0) << out;
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "conflicts"}, &out), 0) << out;
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "members", "lookup", "p-x"}, &out), 1);
+  EXPECT_NE(out.find("not_found"), std::string::npos) << out;
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "promotions", "retire", "bonus-5"}, &out), 0);
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", bundle, "frobnicate"}, &out), 2);
+  EXPECT_EQ(Ctl({"--tls-dir", bundle, "stores"}, &out), 2);
+  EXPECT_EQ(Ctl({"--url", "https://127.0.0.1:1", "--tls-dir", bundle, "stores"}, &out), 3);
+  // A store certificate on the admin port: the server answers 403.
+  EXPECT_EQ(Ctl({"--url", url, "--tls-dir", (tmp() / "store1").string(), "stores"}, &out), 1);
+  EXPECT_NE(out.find("forbidden_identity"), std::string::npos) << out;
+  EXPECT_TRUE(
+      LogHas("refused: forbidden_identity: expected an admin certificate, got store \"S1\""))
+      << server_->Log();
+}
+
+TEST_F(ServerProcessTest, BadConfigurationExitsWithStatus2) {
+  using ::loyalty::testing::BuiltBinary;
+  using ::loyalty::testing::Process;
+  const std::string bin = BuiltBinary("server/loyalty-server");
+  const std::string data = (tmp() / "data2").string();
+  const std::string bundle = (tmp() / "server").string();
+  const std::vector<std::vector<std::string>> bad = {
+      {bin, "--tls-dir", bundle},                                         // no --data-dir
+      {bin, "--data-dir", data, "--tls-dir", bundle, "--listen", "nowhere"},
+      {bin, "--data-dir", data, "--tls-dir", bundle, "--crl", (tmp() / "none.pem").string()},
+      {bin, "--data-dir", data, "--tls-dir", (tmp() / "store1").string()},  // not a server bundle
+      {bin, "--data-dir", data, "--tls-dir", bundle, "--bogus"},
+  };
+  for (const auto& argv : bad) {
+    Process p(argv, (tmp() / "bad.log").string());
+    EXPECT_EQ(p.Wait(), 2) << argv.back() << "\n" << p.Log();
+  }
+}
+
+TEST_F(ServerProcessTest, WithoutAnyCrlTheServerWarnsAndRuns) {
+  using ::loyalty::testing::BuiltBinary;
+  ::loyalty::testing::Process p(
+      {BuiltBinary("server/loyalty-server"), "--data-dir", (tmp() / "data3").string(),
+       "--tls-dir", (tmp() / "server").string(), "--listen", "127.0.0.1:0", "--admin-listen",
+       "127.0.0.1:0"},
+      (tmp() / "nocrl.log").string());
+  EXPECT_FALSE(p.WaitForLine("sync listening on ").empty()) << p.Log();
+  EXPECT_NE(p.Log().find("WITHOUT revocation checks"), std::string::npos) << p.Log();
+  EXPECT_EQ(p.Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace loyalty::server::testing

@@ -1,0 +1,220 @@
+// The authoritative ledger (storage/server_store.h, SQLite implementation)
+// through its interface, on a real database file in a temp dir.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/programme.h"
+#include "storage/server_store.h"
+#include "tests/server/test_events.h"
+#include "tests/support/temp_dir.h"
+
+namespace loyalty::server {
+namespace {
+
+using namespace loyalty::server::testing;
+using storage::ServerStore;
+
+class ServerStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = storage::OpenSqliteServerStore(dir_.file("server.db"));
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    store_ = std::move(*store);
+  }
+
+  storage::IngestOutcome Ingest(const std::string& store_id, std::vector<v1::Event> events) {
+    auto out = store_->Ingest(store_id, events, NowMs());
+    EXPECT_TRUE(out.ok()) << out.error().message;
+    return out.ok() ? std::move(*out) : storage::IngestOutcome{};
+  }
+
+  v1::MemberSnapshot Member(const std::string& key) {
+    auto found = store_->FindMember(key, 100);
+    EXPECT_TRUE(found.ok());
+    if (!found.ok() || !*found) {
+      ADD_FAILURE() << "no member " << key;
+      return {};
+    }
+    return (*found)->ledger.snapshot();
+  }
+
+  ServerStore::Totals Totals() {
+    auto t = store_->LedgerTotals();
+    EXPECT_TRUE(t.ok());
+    return t.ok() ? *t : ServerStore::Totals{};
+  }
+
+  ::loyalty::testing::TempDir dir_;
+  std::unique_ptr<ServerStore> store_;
+};
+
+TEST_F(ServerStoreTest, ResentBatchIsAcknowledgedAndChangesNothing) {
+  std::vector<v1::Event> batch = {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 40)};
+  auto first = Ingest("S1", batch);
+  EXPECT_EQ(first.acknowledged.size(), 2u);
+  EXPECT_TRUE(first.rejected.empty());
+  const auto totals = Totals();
+  const uint64_t version = *store_->LatestVersion();
+
+  auto again = Ingest("S1", batch);
+  EXPECT_EQ(again.acknowledged.size(), 2u);
+  EXPECT_TRUE(again.rejected.empty());
+  EXPECT_TRUE(again.touched_members.empty());
+  EXPECT_EQ(Totals().events, totals.events);
+  EXPECT_EQ(Totals().points, totals.points);
+  EXPECT_EQ(*store_->LatestVersion(), version);
+  EXPECT_EQ(Member("p-1").points_balance(), 40);
+}
+
+TEST_F(ServerStoreTest, SequenceReusedByAnotherEventIsRejected) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 10)});
+  v1::Event other = Purchase("S1", 2, "p-1", 99);
+  other.mutable_id()->set_uuid("a-different-uuid");
+  auto out = Ingest("S1", {other});
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].code(), "sequence_reused");
+  EXPECT_TRUE(out.acknowledged.empty());
+  EXPECT_EQ(Member("p-1").points_balance(), 10);
+}
+
+TEST_F(ServerStoreTest, EventOfAnotherStoreIsRejectedAsWrongStore) {
+  auto out = Ingest("S1", {Enrol("S2", 1, "p-1", HashOf(1))});
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].code(), "wrong_store");
+  EXPECT_EQ(Totals().events, 0);
+  EXPECT_EQ(Totals().members, 0);
+}
+
+TEST_F(ServerStoreTest, EventOfUnknownMemberIsRejected) {
+  auto out = Ingest("S1", {Purchase("S1", 1, "p-nobody", 10)});
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].code(), "unknown_member");
+  EXPECT_EQ(Totals().events, 0);
+}
+
+TEST_F(ServerStoreTest, ProvisionalMemberIsConfirmedUnderItsId) {
+  auto out = Ingest("S1", {Enrol("S1", 1, "p-new", HashOf(7)), Purchase("S1", 2, "p-new", 25)});
+  EXPECT_EQ(out.touched_members, std::vector<std::string>{"p-new"});
+  const v1::MemberSnapshot snap = Member("p-new");
+  EXPECT_EQ(snap.member_id(), "p-new");
+  EXPECT_EQ(snap.card_hash(), HashOf(7));
+  EXPECT_EQ(snap.points_balance(), 25);
+  EXPECT_EQ(snap.included_seq().at("S1/till-1/1"), 2u);
+  EXPECT_EQ(Member(HashOf(7)).member_id(), "p-new");  // by card hash too
+}
+
+TEST_F(ServerStoreTest, SameCardEnrolledAtTwoStoresMergesIntoOneMember) {
+  Ingest("S1", {Enrol("S1", 1, "p-a", HashOf(3)), Purchase("S1", 2, "p-a", 10)});
+  Ingest("S2", {Enrol("S2", 1, "p-b", HashOf(3)), Purchase("S2", 2, "p-b", 5)});
+  EXPECT_EQ(Totals().members, 1);
+  const v1::MemberSnapshot snap = Member("p-b");  // the alias finds the member
+  EXPECT_EQ(snap.member_id(), "p-a");
+  EXPECT_EQ(snap.points_balance(), 15);
+  auto found = store_->FindMember("p-a", 100);
+  ASSERT_TRUE(found.ok() && *found);
+  EXPECT_EQ((*found)->ledger.aliases_size(), 1);
+  EXPECT_EQ((*found)->history.size(), 4u);
+}
+
+TEST_F(ServerStoreTest, ChangeFeedVersionsIncreaseAndPage) {
+  for (int i = 1; i <= 5; ++i) {
+    Ingest("S1", {Enrol("S1", static_cast<uint64_t>(i), "p-" + std::to_string(i), HashOf(i))});
+  }
+  v1::Offer offer;
+  offer.set_id("o-1");
+  offer.set_name("Coffee bonus");
+  offer.set_bonus_points(10);
+  auto offer_version = store_->PutOffer(offer);
+  ASSERT_TRUE(offer_version.ok());
+  EXPECT_EQ(*offer_version, 6u);
+
+  std::vector<uint64_t> seen;
+  uint64_t cursor = 0;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = store_->Changes(cursor, 2);
+    ASSERT_TRUE(page.ok());
+    for (const auto& c : page->changes()) seen.push_back(c.version());
+    cursor = page->cursor();
+    if (!page->has_more()) break;
+  }
+  EXPECT_EQ(seen, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(cursor, 6u);
+  auto none = store_->Changes(6, 2);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->changes_size(), 0);
+  EXPECT_FALSE(none->has_more());
+  EXPECT_EQ(none->cursor(), 6u);
+}
+
+TEST_F(ServerStoreTest, CursorAheadOfTheFeedGetsAFullSnapshot) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Enrol("S1", 2, "p-2", HashOf(2))});
+  auto page = store_->Changes(1000, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->changes_size(), 2);
+  EXPECT_EQ(page->changes(0).version(), 1u);
+  EXPECT_EQ(page->cursor(), 2u);
+}
+
+TEST_F(ServerStoreTest, OverdrawIsKeptAndReportedAsConflictWithBothEvents) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 100)});
+  // Two stores, offline together, each redeem most of the balance.
+  Ingest("S1", {Redeem("S1", 3, "p-1", 80)});
+  v1::Event redeem_b = Redeem("S2", 1, "p-1", 70);
+  Ingest("S2", {redeem_b});
+  EXPECT_EQ(Member("p-1").points_balance(), -50);
+  EXPECT_EQ(Totals().events, 4);
+  auto conflicts = store_->Conflicts();
+  ASSERT_TRUE(conflicts.ok());
+  ASSERT_EQ(conflicts->size(), 1u);
+  EXPECT_EQ((*conflicts)[0].kind(), "overdraw");
+  EXPECT_EQ((*conflicts)[0].balance_after(), -50);
+  EXPECT_EQ((*conflicts)[0].member_id(), "p-1");
+  // Both redemptions are named, though they came in different batches.
+  EXPECT_THAT((*conflicts)[0].event_ids(),
+              ::testing::UnorderedElementsAre("S2/till-1/1/1", "S1/till-1/1/3"));
+}
+
+TEST_F(ServerStoreTest, OverdrawInOneBatchNamesBothRedemptions) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 100)});
+  Ingest("S1", {Redeem("S1", 3, "p-1", 80), Redeem("S1", 4, "p-1", 70)});
+  auto conflicts = store_->Conflicts();
+  ASSERT_TRUE(conflicts.ok());
+  ASSERT_EQ(conflicts->size(), 1u);
+  EXPECT_EQ((*conflicts)[0].event_ids_size(), 2);
+  EXPECT_EQ(Member("p-1").points_balance(), -50);
+}
+
+TEST_F(ServerStoreTest, ProgrammeVersionMustIncrease) {
+  v1::Programme p = core::DefaultProgramme();
+  const uint64_t current = store_->Programme()->version();
+  p.set_version(current + 1);
+  auto published = store_->PutProgramme(p);
+  ASSERT_TRUE(published.ok()) << published.error().message;
+  EXPECT_EQ(store_->Programme()->version(), current + 1);
+
+  auto same = store_->PutProgramme(p);
+  ASSERT_FALSE(same.ok());
+  EXPECT_EQ(same.error().code, core::code::kConflict);
+  p.set_version(current);
+  EXPECT_FALSE(store_->PutProgramme(p).ok());
+  EXPECT_EQ(store_->Programme()->version(), current + 1);
+}
+
+TEST_F(ServerStoreTest, RetiredOfferIsWithdrawnInTheFeed) {
+  v1::Offer offer;
+  offer.set_id("o-1");
+  offer.set_name("Bonus");
+  offer.set_bonus_points(5);
+  ASSERT_TRUE(store_->PutOffer(offer).ok());
+  auto retired = store_->RetireOffer("o-1");
+  ASSERT_TRUE(retired.ok());
+  EXPECT_TRUE(store_->Offers()->empty());
+  auto page = store_->Changes(0, 0);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->changes_size(), 1);
+  EXPECT_EQ(page->changes(0).withdrawn_offer_id(), "o-1");
+  EXPECT_EQ(store_->RetireOffer("o-unknown").error().code, core::code::kNotFound);
+}
+
+}  // namespace
+}  // namespace loyalty::server
