@@ -289,6 +289,18 @@ class Service final : public CheckoutService {
     return out;
   }
 
+  v1::Programme CurrentProgramme() override { return CurrentCatalogue()->programme; }
+
+  std::vector<v1::OfferView> GeneralOffers() override {
+    auto catalogue = CurrentCatalogue();
+    const core::MemberState nobody;  // in no tier and no segment
+    std::vector<v1::OfferView> out;
+    for (const v1::Offer* offer : catalogue->offers.Targeted(nobody, Context(NowMs()))) {
+      out.push_back(catalogue->offers.View(offer, catalogue->programme, nobody));
+    }
+    return out;
+  }
+
   int64_t PendingEvents() override { return pending_events_.load(); }
 
   // -------------------------------------------------------------- sync --

@@ -58,6 +58,12 @@ class CheckoutService {
   virtual core::Result<loyalty::v1::QuoteResponse> Quote(const loyalty::v1::QuoteRequest& req) = 0;
   virtual loyalty::v1::HealthResponse Health() = 0;
 
+  // For the customer display: the programme in force, and the offers meant
+  // for everyone here and now (no tier or segment condition), highest
+  // priority first.
+  virtual loyalty::v1::Programme CurrentProgramme() = 0;
+  virtual std::vector<loyalty::v1::OfferView> GeneralOffers() = 0;
+
   virtual void Enrol(loyalty::v1::EnrolRequest req, Callback<loyalty::v1::MemberResponse> done) = 0;
   virtual void Commit(loyalty::v1::CommitRequest req,
                       Callback<loyalty::v1::CommitResponse> done) = 0;

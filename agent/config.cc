@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 #include <cerrno>
@@ -15,6 +16,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "agent/display_assets.h"
 #include "core/offers.h"
 #include "core/programme.h"
 #include "loyalty/v1/domain.pb.h"
@@ -59,7 +61,11 @@ po::options_description Options() {
       ("log-level", po::value<std::string>(),
        "trace, debug, info, warn, error, critical or off (default info)")  //
       ("demo", po::value<bool>()->implicit_value(true),
-       "enrol demo members if the database has none")                                 //
+       "enrol demo members if the database has none")  //
+      ("display-language", po::value<std::string>(),
+       "customer display language when the member has none: en, es or pl (default en)")  //
+      ("display-idle-seconds", po::value<int>(),
+       "customer display: seconds of thank-you screen before idle (default 20)")  //
       ("server", po::value<std::string>(),
        "HOST:PORT of loyalty-server; without it the agent runs offline")  //
       ("tls-dir", po::value<std::string>(),
@@ -306,6 +312,19 @@ core::Result<AgentConfig> ParseAgentConfig(const std::vector<std::string>& argv)
                        "' is not one of trace, debug, info, warn, error, critical, off");
   }
   if (vm.count("demo")) c.demo = vm["demo"].as<bool>();
+  str("display-language", &c.display_language);
+  if (const auto langs = DisplayLanguages();
+      std::find(langs.begin(), langs.end(), c.display_language) == langs.end()) {
+    std::string list;
+    for (const auto& l : langs) list += (list.empty() ? "" : ", ") + l;
+    return ConfigError("--display-language: '" + c.display_language + "' is not one of " + list);
+  }
+  if (vm.count("display-idle-seconds")) {
+    c.display_idle_seconds = vm["display-idle-seconds"].as<int>();
+    if (c.display_idle_seconds < 1 || c.display_idle_seconds > 3600) {
+      return ConfigError("--display-idle-seconds: must be within 1..3600");
+    }
+  }
   str("server", &c.server);
   if (!c.server.empty()) {
     std::string host, port;

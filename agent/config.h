@@ -43,6 +43,9 @@ struct AgentConfig {
   int io_threads = 2;
   std::string log_level = "info";
   bool demo = false;
+  // The customer display (agent/customer_display.h).
+  std::string display_language = "en";  // when the member has no preference
+  int display_idle_seconds = 20;        // the thank-you screen, then idle
   // Sync (sync/agent_sync.h). Without a server the agent runs offline.
   std::string server;       // HOST:PORT
   std::string server_host;  // parsed from `server`

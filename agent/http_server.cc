@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -11,8 +12,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/version.hpp>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <unordered_map>
 
 #include "proto/json.h"
@@ -31,6 +34,31 @@ std::string ErrorJson(std::string_view code, std::string_view message) {
   proto::AppendJsonString(message, &out);
   out.append("}}");
   return out;
+}
+
+std::string FormatSseEvent(std::string_view event, std::string_view data, uint64_t id) {
+  std::string out;
+  if (!event.empty()) {
+    out.append("event: ").append(event).push_back('\n');
+  }
+  if (id != 0) out.append("id: ").append(std::to_string(id)).push_back('\n');
+  // A line break inside the data would end the field: one "data:" line per
+  // line, which the client joins back with '\n'.
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t nl = data.find('\n', start);
+    std::string_view line = data.substr(start, nl == std::string_view::npos ? nl : nl - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    out.append("data: ").append(line).push_back('\n');
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  out.push_back('\n');  // the blank line that dispatches the event
+  return out;
+}
+
+std::string FormatSseRetry(std::chrono::milliseconds delay) {
+  return "retry: " + std::to_string(delay.count()) + "\n\n";
 }
 
 namespace {
@@ -79,12 +107,35 @@ using Shared = HttpServer::Shared;
 constexpr std::size_t kMaxDrainBytes = 1 << 20;
 constexpr auto kDrainTimeout = std::chrono::seconds(2);
 
+// The EventStream of a session. Holds the session weakly: a handler that
+// keeps its stream past the end does not keep the connection alive.
+class SessionEventStream final : public EventStream {
+ public:
+  explicit SessionEventStream(std::weak_ptr<Session> session) : session_(std::move(session)) {}
+
+  bool Send(std::string event) override;
+  void Close() override;
+  void OnClose(std::function<void()> on_close) override;
+
+  // From the session: the stream has ended. Runs the close callback once.
+  void MarkEnded();
+
+ private:
+  std::weak_ptr<Session> session_;
+  std::mutex mu_;
+  bool ended_ = false;              // guarded by mu_
+  std::function<void()> on_close_;  // guarded by mu_
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Shared> shared)
       : stream_(std::move(socket)), shared_(std::move(shared)) {}
 
-  ~Session() { shared_->Remove(this); }
+  ~Session() {
+    if (event_stream_) event_stream_->MarkEnded();
+    shared_->Remove(this);
+  }
 
   void Run() {
     shared_->Add(this, weak_from_this());
@@ -98,6 +149,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // which case the response goes out with "Connection: close".
   void CloseIfIdle() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->streaming_) return self->EndStream();
       if (!self->busy_) {
         beast::error_code ec;
         self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -111,6 +163,23 @@ class Session : public std::enable_shared_from_this<Session> {
     net::post(stream_.get_executor(), [self = shared_from_this(), status, body = std::move(body),
                                        content_type = std::move(content_type)]() mutable {
       self->OnResponse(status, std::move(body), std::move(content_type));
+    });
+  }
+
+  // From the EventStream, on any thread.
+  void PostStreamEvent(std::string event) {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), event = std::move(event)]() mutable {
+                self->QueueStreamData(std::move(event));
+              });
+  }
+  void PostStreamClose() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->stream_writing_ || !self->stream_queue_.empty()) {
+        self->close_after_flush_ = true;
+      } else {
+        self->EndStream();
+      }
     });
   }
 
@@ -172,6 +241,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return Reject(400, "invalid_request", "malformed HTTP request: " + ec.message());
     }
     if (ec) return Fail(ec, "read");
+
+    if (const HttpRequest& request = parser_->get(); request.method() == http::verb::get) {
+      const std::string_view target(request.target().data(), request.target().size());
+      const auto it = shared_->options.event_streams.find(target.substr(0, target.find('?')));
+      if (it != shared_->options.event_streams.end()) {
+        if (shared_->stopping) return DoClose();
+        return StartStream(it->second, request);
+      }
+    }
 
     busy_ = true;
     shared_->BeginRequest();
@@ -265,6 +343,98 @@ class Session : public std::enable_shared_from_this<Session> {
                             beast::bind_front_handler(&Session::OnDrain, shared_from_this()));
   }
 
+  // ---- event streams (strand only)
+
+  // Serves `request` as an event stream: the header, then whatever the
+  // handler sends. The connection belongs to the stream from now on.
+  void StartStream(const StreamHandler& handler, const HttpRequest& request) {
+    streaming_ = true;
+    http::response<http::empty_body> header{http::status::ok, request.version()};
+    header.set(http::field::server, "loyalty-agent");
+    header.set(http::field::content_type, "text/event-stream; charset=utf-8");
+    header.set(http::field::cache_control, "no-store");
+    header.keep_alive(false);  // the body ends with the connection
+    std::ostringstream head;
+    head << header.base();
+    stream_queue_.push_back(head.str());
+    DoStreamWrite();
+    heartbeat_.emplace(stream_.get_executor());
+    ArmHeartbeat();
+    DoMonitorRead();
+    event_stream_ = std::make_shared<SessionEventStream>(weak_from_this());
+    try {
+      handler(request, event_stream_);
+    } catch (const std::exception& e) {
+      spdlog::error("http: stream handler threw: {}", e.what());
+      EndStream();
+    } catch (...) {
+      spdlog::error("http: stream handler threw an unknown exception");
+      EndStream();
+    }
+  }
+
+  void QueueStreamData(std::string data) {
+    if (stream_ended_ || close_after_flush_) return;
+    if (stream_queue_.size() >= shared_->options.max_stream_queue) {
+      spdlog::warn("http: event stream client is {} events behind; closing its stream",
+                   stream_queue_.size());
+      return EndStream();
+    }
+    stream_queue_.push_back(std::move(data));
+    if (!stream_writing_) DoStreamWrite();
+  }
+
+  void DoStreamWrite() {
+    stream_writing_ = true;
+    stream_.expires_after(shared_->options.write_timeout);
+    net::async_write(stream_, net::buffer(stream_queue_.front()),
+                     beast::bind_front_handler(&Session::OnStreamWrite, shared_from_this()));
+  }
+
+  void OnStreamWrite(beast::error_code ec, std::size_t /*bytes*/) {
+    stream_writing_ = false;
+    if (ec) {
+      Fail(ec, "stream write");
+      return EndStream();
+    }
+    stream_queue_.pop_front();
+    if (stream_ended_) return;
+    if (!stream_queue_.empty()) return DoStreamWrite();
+    if (close_after_flush_) EndStream();
+  }
+
+  // The client sends nothing on an event stream; this read is how a client
+  // that leaves is noticed at once rather than at the next write. It reads
+  // the socket directly: the stream's timeouts are for writes only.
+  void DoMonitorRead() {
+    stream_.socket().async_read_some(
+        net::buffer(monitor_buf_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) return self->EndStream();  // EOF, reset or cancelled
+          self->DoMonitorRead();
+        });
+  }
+
+  void ArmHeartbeat() {
+    heartbeat_->expires_after(shared_->options.heartbeat_interval);
+    heartbeat_->async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->stream_ended_) return;
+      if (self->stream_queue_.empty()) self->QueueStreamData(": keep-alive\n\n");
+      self->ArmHeartbeat();
+    });
+  }
+
+  // Idempotent. Pending operations complete with operation_aborted and the
+  // session ends with the last of them.
+  void EndStream() {
+    if (stream_ended_) return;
+    stream_ended_ = true;
+    if (heartbeat_) heartbeat_->cancel();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.cancel();
+    if (event_stream_) event_stream_->MarkEnded();
+  }
+
   void DoClose() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -294,7 +464,53 @@ class Session : public std::enable_shared_from_this<Session> {
   bool drain_after_write_ = false;
   unsigned version_ = 11;
   std::size_t drained_ = 0;
+  // Event stream state, strand-only.
+  bool streaming_ = false;
+  bool stream_writing_ = false;
+  bool stream_ended_ = false;
+  bool close_after_flush_ = false;
+  std::deque<std::string> stream_queue_;  // front() is being written
+  std::optional<net::steady_timer> heartbeat_;
+  std::array<char, 256> monitor_buf_{};
+  std::shared_ptr<SessionEventStream> event_stream_;
 };
+
+bool SessionEventStream::Send(std::string event) {
+  {
+    std::lock_guard lock(mu_);
+    if (ended_) return false;
+  }
+  auto session = session_.lock();
+  if (!session) return false;
+  session->PostStreamEvent(std::move(event));
+  return true;
+}
+
+void SessionEventStream::Close() {
+  if (auto session = session_.lock()) session->PostStreamClose();
+}
+
+void SessionEventStream::OnClose(std::function<void()> on_close) {
+  {
+    std::lock_guard lock(mu_);
+    if (!ended_) {
+      on_close_ = std::move(on_close);
+      return;
+    }
+  }
+  if (on_close) on_close();
+}
+
+void SessionEventStream::MarkEnded() {
+  std::function<void()> on_close;
+  {
+    std::lock_guard lock(mu_);
+    if (ended_) return;
+    ended_ = true;
+    on_close = std::move(on_close_);
+  }
+  if (on_close) on_close();
+}
 
 }  // namespace
 

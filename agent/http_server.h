@@ -16,9 +16,20 @@
 // with the API's error JSON: 413 `too_large` (body over the limit), 431
 // `too_large` (headers over the limit), 400 `invalid_request` (not HTTP).
 //
+// Event streams (Server-Sent Events): a GET whose path is a key of
+// options.event_streams is not answered by the handler. The session writes
+// a `200 text/event-stream` header, hands an EventStream to that path's
+// StreamHandler, and from then on writes whatever is sent on it, in order,
+// until either side closes. The body is delimited by the connection's end
+// (`Connection: close`): a stream owns its connection. While a stream is
+// quiet the session writes a comment line every heartbeat_interval, so
+// proxies and the client see a live connection and a vanished client is
+// noticed. A client more than max_stream_queue events behind is
+// disconnected (EventSource clients reconnect and start afresh).
+//
 // Lifetime: Start() binds and spawns the I/O threads; Stop() stops
 // accepting, lets in-flight requests finish (up to stop_grace), closes idle
-// connections and joins the threads. Every Respond must have been called or
+// connections and open event streams, and joins the threads. Every Respond must have been called or
 // destroyed before the HttpServer is destroyed (stop the service that holds
 // them first). Start/Stop/the destructor are for one owning thread; Respond
 // is thread-safe.
@@ -33,9 +44,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -51,6 +64,39 @@ using Respond = std::function<void(unsigned status, std::string body, std::strin
 
 using HttpHandler = std::function<void(const HttpRequest& request, Respond respond)>;
 
+// The server side of one open event stream. Thread-safe: Send and Close may
+// be called from any thread, before or after the stream has ended.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+
+  // Queues `event` (see FormatSseEvent) to be written after everything sent
+  // before it. Returns false, and drops it, once the stream has ended.
+  virtual bool Send(std::string event) = 0;
+
+  // Ends the stream once the events already queued are written.
+  virtual void Close() = 0;
+
+  // `on_close` runs once when the stream ends for any reason (the client
+  // left, Close, Stop, a write error or timeout, a full queue): on an I/O
+  // thread, or at once on the caller's thread if the stream has already
+  // ended. It must not block. Replaces an earlier callback.
+  virtual void OnClose(std::function<void()> on_close) = 0;
+};
+
+// Called on an I/O thread for each new stream, after its header is queued.
+// The request reference is valid only during the call. Keep the stream for
+// as long as events are to be sent on it, and drop it in OnClose.
+using StreamHandler =
+    std::function<void(const HttpRequest& request, std::shared_ptr<EventStream> stream)>;
+
+// Server-Sent Events framing. An event of type `event` (empty: the default
+// "message") carrying `data` (one "data:" line per line of it) and, when
+// non-zero, the id the client sends back as Last-Event-ID.
+std::string FormatSseEvent(std::string_view event, std::string_view data, uint64_t id = 0);
+// Tells the client how long to wait before reconnecting.
+std::string FormatSseRetry(std::chrono::milliseconds delay);
+
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: ephemeral; see HttpServer::local_endpoint()
@@ -63,6 +109,10 @@ struct HttpServerOptions {
   // Called (on an I/O thread) for each request the server answers itself,
   // e.g. to count it in the metrics. Must be thread-safe.
   std::function<void(unsigned status)> on_rejected;
+  // Paths (without the query) served as event streams to GET requests.
+  std::map<std::string, StreamHandler, std::less<>> event_streams;
+  std::chrono::milliseconds heartbeat_interval{15'000};  // comment on a quiet stream
+  std::size_t max_stream_queue = 64;                     // events waiting per stream
 };
 
 class HttpServer {

@@ -20,6 +20,7 @@
 #include "agent/api.h"
 #include "agent/checkout_service.h"
 #include "agent/config.h"
+#include "agent/customer_display.h"
 #include "agent/display_hub.h"
 #include "agent/http_server.h"
 #include "agent/metrics.h"
@@ -218,6 +219,10 @@ int Run(int argc, char** argv) {
   DisplayHub display;
   Api api(service.get(), &metrics, &display);
   if (sync_client) api.SetSync(sync_client.get());
+  CustomerDisplayOptions display_options;
+  display_options.language = config->display_language;
+  display_options.idle_after_thanks = std::chrono::seconds(config->display_idle_seconds);
+  CustomerDisplay customer_display(service.get(), &display, display_options);
 
   HttpServerOptions http;
   http.host = config->listen_host;
@@ -228,11 +233,21 @@ int Run(int argc, char** argv) {
   http.on_rejected = [&metrics, rejected](unsigned status) {
     metrics.Observe(rejected, status, 0);
   };
+  http.event_streams.emplace(
+      CustomerDisplay::kEventsPath,
+      [&customer_display](const HttpRequest&, std::shared_ptr<EventStream> stream) {
+        customer_display.OpenStream(std::move(stream));
+      });
   int exit_code = 0;
   {
-    HttpServer server(std::move(http), [&api](const HttpRequest& request, Respond respond) {
-      api.Handle(request, std::move(respond));
-    });
+    HttpServer server(
+        std::move(http), [&api, &customer_display](const HttpRequest& request, Respond respond) {
+          const std::string_view target(request.target().data(), request.target().size());
+          if (CustomerDisplay::Serves(target.substr(0, target.find('?')))) {
+            return customer_display.Handle(request, std::move(respond));
+          }
+          api.Handle(request, std::move(respond));
+        });
     if (auto st = server.Start(); !st) {
       spdlog::error("{}", st.error().message);
       service->Stop();
@@ -251,6 +266,7 @@ int Run(int argc, char** argv) {
       std::cerr << "loyalty-agent: listening on " << base << std::endl;
     }
     LogDemo(demo, "http://" + base);
+    spdlog::info("customer display: http://{}/display", base);
 
     int sig = 0;
     while (sigwait(&signals, &sig) != 0) {

@@ -285,9 +285,11 @@ Result<Quote> PriceBasket(const Programme& programme, const MemberState& member,
   std::vector<const Offer*> candidates;
   std::set<std::string> seen;
   for (const Offer* offer : offers) {
-    if (offer == nullptr || !ValidateOffer(*offer).ok()) continue;
+    if (offer == nullptr) continue;
     if (!IsOfferTargeted(*offer, member, context)) continue;
     if (!AppliesToBasket(*offer, lines, subtotal)) continue;
+    // Validation last: it is the costliest check and few offers get here.
+    if (!ValidateOffer(*offer).ok()) continue;
     candidates.push_back(offer);
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const Offer* a, const Offer* b) {

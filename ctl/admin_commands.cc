@@ -11,6 +11,7 @@
 #include "ctl/commands.h"
 #include "loyalty/v1/admin.pb.h"
 #include "loyalty/v1/api.pb.h"
+#include "loyalty/v1/segments.pb.h"
 #include "proto/json.h"
 
 namespace loyalty::ctl {
@@ -30,12 +31,19 @@ constexpr const char* kUsage =
     "  programme show                     the published programme\n"
     "  programme load FILE                publish a programme (JSON; version must increase)\n"
     "  conflicts                          overdraws and other conflicts the server kept\n"
+    "  segments list | show ID | delete ID  segment definitions\n"
+    "  segments put FILE | preview FILE   save / count members of a SegmentDefinition (JSON)\n"
+    "  promotions preview FILE            reach and estimated cost of an Offer (JSON)\n"
+    "  kpis [--since YYYY-MM-DD] [--csv]  per segment and per promotion\n"
+    "  members features|consent|erase ... features ID; consent ID FILE (MemberConsent);\n"
+    "                                     erase CARD_OR_MEMBER_ID\n"
     "  metrics                            the server's Prometheus metrics\n";
 
 struct Request {
   std::string method = "GET";
   std::string target;
   std::string body;
+  bool csv = false;  // kpis --csv
 };
 
 std::string PercentEncode(std::string_view s) {
@@ -102,6 +110,48 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
     r.method = "PUT";
     r.target = "/v1/admin/programme";
     r.body = std::move(*text);
+  } else if (is({"segments", "list"})) {
+    r.target = "/v1/admin/segments";
+  } else if (is({"segments", "show", "*"})) {
+    r.target = "/v1/admin/segments/" + PercentEncode(words[2]);
+  } else if (is({"segments", "delete", "*"})) {
+    r.method = "DELETE";
+    r.target = "/v1/admin/segments/" + PercentEncode(words[2]);
+  } else if (is({"segments", "put", "*"}) || is({"segments", "preview", "*"})) {
+    auto text = ReadFile(words[2]);
+    if (!text) return text.error();
+    v1::SegmentDefinition d;
+    if (std::string err = proto::ParseJson(*text, &d); !err.empty()) {
+      return usage("'" + words[2] + "' is not a SegmentDefinition: " + err);
+    }
+    if (words[1] == "put") {
+      if (d.id().empty()) return usage("'" + words[2] + "' has no \"id\"");
+      r.method = "PUT";
+      r.target = "/v1/admin/segments/" + PercentEncode(d.id());
+    } else {
+      r.method = "POST";
+      r.target = "/v1/admin/segments/preview";
+    }
+    r.body = std::move(*text);
+  } else if (is({"promotions", "preview", "*"})) {
+    auto text = ReadFile(words[2]);
+    if (!text) return text.error();
+    r.method = "POST";
+    r.target = "/v1/admin/promotions/preview";
+    r.body = std::move(*text);
+  } else if (is({"kpis"})) {
+    r.target = "/v1/admin/kpis";
+  } else if (is({"members", "features", "*"})) {
+    r.target = "/v1/admin/members/" + PercentEncode(words[2]) + "/features";
+  } else if (is({"members", "consent", "*", "*"})) {
+    auto text = ReadFile(words[3]);
+    if (!text) return text.error();
+    r.method = "PUT";
+    r.target = "/v1/admin/members/" + PercentEncode(words[2]) + "/consent";
+    r.body = std::move(*text);
+  } else if (is({"members", "erase", "*"})) {
+    r.method = "POST";
+    r.target = "/v1/admin/members/" + PercentEncode(words[2]) + "/erase";
   } else if (is({"conflicts"})) {
     r.target = "/v1/admin/conflicts";
   } else if (is({"metrics"})) {
@@ -167,12 +217,74 @@ void PrintMember(const v1::AdminMemberResponse& r, std::ostream& out) {
   }
 }
 
+bool PrintSegmentation(const Request& r, const std::string& body, std::ostream& out) {
+  auto parse = [&](google::protobuf::Message* m) { return proto::ParseJson(body, m).empty(); };
+  const std::string& t = r.target;
+  if (t == "/v1/admin/segments") {
+    v1::SegmentList list;
+    if (!parse(&list)) return false;
+    out << std::left << std::setw(20) << "ID" << std::setw(10) << "TARGET" << "EXPRESSION\n";
+    for (const auto& d : list.segments()) {
+      out << std::setw(20) << d.id() << std::setw(10) << d.target_members() << d.expression()
+          << "\n";
+    }
+  } else if (t == "/v1/admin/segments/preview") {
+    v1::SegmentPreview p;
+    if (!parse(&p)) return false;
+    out << p.id() << ": " << p.members() << " of " << p.total_members() << " members\n";
+  } else if (t.starts_with("/v1/admin/segments/")) {
+    if (r.method == "DELETE") {
+      out << "deleted " << t.substr(19) << "\n";
+      return true;
+    }
+    v1::SegmentDefinition d;
+    if (!parse(&d)) return false;
+    out << (r.method == "PUT" ? "saved " : "") << d.id() << " (" << d.name() << ")\n  expression: "
+        << d.expression() << "\n  purpose:    " << d.purpose() << "\n  action:     "
+        << d.suggested_action() << "\n  target:     " << d.target_members() << "\n";
+  } else if (t == "/v1/admin/promotions/preview") {
+    v1::PromotionPreview p;
+    if (!parse(&p)) return false;
+    out << p.offer_id() << ": reach " << p.reach() << " members, estimated cost " << p.estimated_cost()
+        << " (" << p.estimated_points() << " points, " << p.estimated_discount()
+        << " discount)\n";
+    for (const auto& w : p.warnings()) out << "warning: " << w << "\n";
+  } else if (t.ends_with("/erase")) {
+    v1::EraseResponse e;
+    if (!parse(&e)) return false;
+    out << "erased " << e.member_id() << " (feed version " << e.feed_version() << ")\n";
+  } else {
+    v1::KpiReport k;
+    if (!parse(&k)) return false;
+    const bool csv = r.csv;
+    const char* sep = csv ? "," : "  ";
+    out << "segment" << sep << "members" << sep << "target" << sep << "visits_30d" << sep
+        << "spend_30d" << sep << "avg_basket" << sep << "redemption_pct" << sep << "entered"
+        << sep << "left\n";
+    for (const auto& s : k.segments()) {
+      out << s.segment_id() << sep << s.members() << sep << s.target_members() << sep
+          << s.visits_30d() << sep << s.spend_30d() << sep << s.avg_basket() << sep
+          << s.redemption_rate_pct() << sep << s.entered_since() << sep << s.left_since() << "\n";
+    }
+    out << (csv ? "\n" : "\n") << "promotion" << sep << "reach" << sep << "redemptions" << sep
+        << "points" << sep << "discount\n";
+    for (const auto& p : k.promotions()) {
+      out << p.offer_id() << sep << p.reach() << sep << p.redemptions() << sep << p.points_given()
+          << sep << p.discount_given() << "\n";
+    }
+  }
+  return true;
+}
+
 // Prints the reply for a human; false if the body is not what was expected.
 bool PrintHuman(const Request& r, const std::string& body, std::ostream& out) {
   auto parse = [&](google::protobuf::Message* m) { return proto::ParseJson(body, m).empty(); };
   const std::string& t = r.target;
   if (t == "/metrics") {
     out << body;
+  } else if (t.starts_with("/v1/admin/segments") || t.starts_with("/v1/admin/kpis") ||
+             t == "/v1/admin/promotions/preview" || t.ends_with("/erase")) {
+    return PrintSegmentation(r, body, out);
   } else if (r.method != "GET") {
     v1::PublishResponse p;
     if (!parse(&p)) return false;
@@ -237,6 +349,8 @@ bool PrintHuman(const Request& r, const std::string& body, std::ostream& out) {
 int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   std::string url, tls_dir;
   bool json = false;
+  bool csv = false;
+  std::string since;
   int timeout_ms = 10000;
   std::vector<std::string> words;
   po::options_description desc("options");
@@ -245,6 +359,8 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
       ("url", po::value(&url), "server admin URL, https://HOST:PORT")     //
       ("tls-dir", po::value(&tls_dir), "admin bundle (pki issue-admin)")  //
       ("json", po::bool_switch(&json), "print the raw API JSON")          //
+      ("csv", po::bool_switch(&csv), "kpis as CSV")                       //
+      ("since", po::value(&since), "kpis: segment moves since YYYY-MM-DD")  //
       ("timeout-ms", po::value(&timeout_ms), "request timeout (default 10000)");
   po::options_description hidden;
   hidden.add_options()("words", po::value(&words));
@@ -273,6 +389,10 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (timeout_ms <= 0) return fail_usage("--timeout-ms must be positive");
   auto request = BuildRequest(words);
   if (!request) return fail_usage(request.error().message);
+  request->csv = csv;
+  if (!since.empty() && request->target == "/v1/admin/kpis") {
+    request->target += "?since=" + PercentEncode(since);
+  }
   auto parsed = ParseHttpsUrl(url);
   if (!parsed) return fail_usage(parsed.error().message);
   auto client = AdminClient::Create(*parsed, tls_dir, std::chrono::milliseconds(timeout_ms));

@@ -8,6 +8,8 @@
 
 #include "ctl/admin_commands.h"
 #include "ctl/commands.h"
+#include "ctl/doctor_command.h"
+#include "pki/pki_command.h"
 
 namespace loyalty::ctl {
 namespace {
@@ -28,7 +30,8 @@ constexpr Command kCommands[] = {
     {"health", "show the agent's status", &RunHealth},
     {"sync", "sync with the server now (--status: show the sync state)", &RunSync},
     {"admin", "head office: members, stores, promotions, programme", &RunAdmin},
-    // {"pki", "store keys and certificates", &loyalty::pki::RunPkiCommand},
+    {"pki", "head office: CA, store/server/admin certificates", &loyalty::pki::RunPkiCommand},
+    {"doctor", "check this terminal: config, database, certificates, agent, server", &RunDoctor},
 };
 
 void PrintUsage(std::ostream& out) {

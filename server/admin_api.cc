@@ -10,7 +10,11 @@
 #include "core/offers.h"
 #include "loyalty/v1/admin.pb.h"
 #include "loyalty/v1/api.pb.h"
+#include "core/segment_expr.h"
+#include "core/time_util.h"
+#include "loyalty/v1/segments.pb.h"
 #include "proto/json.h"
+#include "server/segmentation.h"
 
 namespace loyalty::server {
 namespace {
@@ -20,6 +24,27 @@ using core::MakeError;
 
 constexpr int kDefaultHistory = 50;
 constexpr int kMaxHistory = 1000;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "YYYY-MM-DD" as UTC midnight in ms; nullopt when malformed.
+std::optional<int64_t> ParseDate(std::string_view s) {
+  int y = 0, m = 0, d = 0;
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
+  auto num = [&](size_t at, size_t n, int* out) {
+    auto [p, ec] = std::from_chars(s.data() + at, s.data() + at + n, *out);
+    return ec == std::errc() && p == s.data() + at + n;
+  };
+  if (!num(0, 4, &y) || !num(5, 2, &m) || !num(8, 2, &d)) return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(m),
+                                        std::chrono::day(d)};
+  if (!ymd.ok()) return std::nullopt;
+  return std::chrono::sys_days(ymd).time_since_epoch().count() * core::kMillisPerDay;
+}
 
 unsigned StatusFor(const std::string& code) {
   if (code == core::code::kNotFound || code == core::code::kUnknownCard) return 404;
@@ -141,7 +166,35 @@ AdminReply AdminApi::Route(const AdminRequest& request, storage::ServerStore& st
       return ErrorReply(MakeError(core::code::kInvalidRequest, "malformed path segment"));
     }
   }
+  if (parts.size() == 5 && resource == "members" && id) {
+    return MemberAction(request, *id, parts[4], store);
+  }
   if (parts.size() > 4) return not_found();
+
+  if (resource == "segments") return Segments(request, id, store);
+  if (resource == "kpis" && !id) {
+    if (method != "GET") return MethodNotAllowed(method, path);
+    int64_t since = NowMs() - 30 * core::kMillisPerDay;
+    if (auto since_text = QueryParam(query, "since")) {
+      auto parsed = ParseDate(*since_text);
+      if (!parsed) {
+        return ErrorReply(MakeError(core::code::kInvalidRequest, "since must be YYYY-MM-DD"));
+      }
+      since = *parsed;
+    }
+    auto report = Kpis(store, since, NowMs());
+    if (!report) return ErrorReply(report.error());
+    return Json(*report);
+  }
+  if (resource == "promotions" && id && *id == "preview" && method == "POST") {
+    v1::Offer offer;
+    if (std::string err = proto::ParseJson(request.body, &offer); !err.empty()) {
+      return ErrorReply(MakeError(core::code::kInvalidRequest, "body is not an Offer: " + err));
+    }
+    auto preview = PreviewPromotion(store, offer, NowMs());
+    if (!preview) return ErrorReply(preview.error());
+    return Json(*preview);
+  }
 
   if (resource == "members" && id) {
     if (method != "GET") return MethodNotAllowed(method, path);
@@ -193,19 +246,24 @@ AdminReply AdminApi::Route(const AdminRequest& request, storage::ServerStore& st
   return not_found();
 }
 
-AdminReply AdminApi::Member(const std::string& key, int history, storage::ServerStore& store) {
+core::Result<std::string> AdminApi::LookupKey(const std::string& key) {
   // Member ids ("p-..." from terminals) never pass the Luhn-checked card
   // format, so a key that normalises as a card number is a card.
-  std::string lookup = key;
   if (auto card = core::NormalizeCardNumber(key); card.ok()) {
     if (!card_hash_key_) {
-      return ErrorReply(MakeError("card_lookup_unavailable",
-                                  "this server has no card-hash.key in its TLS bundle, so it "
-                                  "cannot look members up by card number; use the member id"));
+      return MakeError("card_lookup_unavailable",
+                       "this server has no card-hash.key in its TLS bundle, so it "
+                       "cannot look members up by card number; use the member id");
     }
-    lookup = core::CardHash(*card_hash_key_, *card);
+    return core::CardHash(*card_hash_key_, *card);
   }
-  auto found = store.FindMember(lookup, history);
+  return key;
+}
+
+AdminReply AdminApi::Member(const std::string& key, int history, storage::ServerStore& store) {
+  auto lookup = LookupKey(key);
+  if (!lookup) return ErrorReply(lookup.error());
+  auto found = store.FindMember(*lookup, history);
   if (!found) return ErrorReply(found.error());
   if (!*found) {
     return ErrorReply(MakeError(core::code::kNotFound, "no member with this card or id"));
@@ -250,7 +308,7 @@ AdminReply AdminApi::PutOffer(const AdminRequest& request, const std::string& id
         MakeError(core::code::kInvalidRequest,
                   "offer id \"" + offer.id() + "\" does not match the path id \"" + id + "\""));
   }
-  if (auto s = core::ValidateOffer(offer); !s) return ErrorReply(s.error());
+  if (auto s = ValidatePromotion(store, offer, NowMs()); !s) return ErrorReply(s.error());
   auto version = store.PutOffer(offer);
   if (!version) return ErrorReply(version.error());
   spdlog::info("admin {} published promotion {} (feed version {})", request.admin, id, *version);
@@ -275,6 +333,109 @@ AdminReply AdminApi::PutProgramme(const AdminRequest& request, storage::ServerSt
   spdlog::info("admin {} published programme version {} (feed version {})", request.admin,
                programme.version(), *version);
   return Published(*version, "programme");
+}
+
+AdminReply AdminApi::Segments(const AdminRequest& request, const std::optional<std::string>& id,
+                              storage::ServerStore& store) {
+  const std::string& method = request.method;
+  const std::string path = "/v1/admin/segments" + (id ? "/" + *id : std::string());
+  auto parse = [&](v1::SegmentDefinition* d) -> std::optional<AdminReply> {
+    if (std::string err = proto::ParseJson(request.body, d); !err.empty()) {
+      return ErrorReply(
+          MakeError(core::code::kInvalidRequest, "body is not a SegmentDefinition: " + err));
+    }
+    return std::nullopt;
+  };
+  if (!id) {
+    if (method != "GET") return MethodNotAllowed(method, path);
+    auto defs = store.Segments();
+    if (!defs) return ErrorReply(defs.error());
+    v1::SegmentList list;
+    for (auto& d : *defs) *list.add_segments() = std::move(d);
+    return Json(list);
+  }
+  if (*id == "preview") {
+    if (method != "POST") return MethodNotAllowed(method, path);
+    v1::SegmentDefinition d;
+    if (auto e = parse(&d)) return *e;
+    if (d.id().empty()) d.set_id("preview");
+    if (d.name().empty()) d.set_name(d.id());
+    auto preview = PreviewSegment(store, d, NowMs());
+    if (!preview) return ErrorReply(preview.error());
+    return Json(*preview);
+  }
+  if (method == "GET") {
+    auto defs = store.Segments();
+    if (!defs) return ErrorReply(defs.error());
+    for (const auto& d : *defs) {
+      if (d.id() == *id) return Json(d);
+    }
+    return ErrorReply(MakeError(core::code::kNotFound, "no segment \"" + *id + "\""));
+  }
+  if (method == "PUT") {
+    v1::SegmentDefinition d;
+    if (auto e = parse(&d)) return *e;
+    if (d.id().empty()) d.set_id(*id);
+    if (d.id() != *id) {
+      return ErrorReply(MakeError(core::code::kInvalidRequest,
+                                  "segment id \"" + d.id() + "\" does not match the path id \"" +
+                                      *id + "\""));
+    }
+    if (auto s = store.PutSegment(d); !s) return ErrorReply(s.error());
+    spdlog::info("admin {} saved segment {}: {}", request.admin, d.id(), d.expression());
+    if (segmenter_) segmenter_->RequestFullPass();
+    return Json(d);
+  }
+  if (method == "DELETE") {
+    if (auto s = store.DeleteSegment(*id); !s) return ErrorReply(s.error());
+    spdlog::info("admin {} deleted segment {}", request.admin, *id);
+    if (segmenter_) segmenter_->RequestFullPass();
+    v1::PublishResponse response;
+    response.set_id(*id);
+    return Json(response);
+  }
+  return MethodNotAllowed(method, path);
+}
+
+AdminReply AdminApi::MemberAction(const AdminRequest& request, const std::string& key,
+                                  std::string_view action, storage::ServerStore& store) {
+  const std::string path = "/v1/admin/members/" + key + "/" + std::string(action);
+  auto lookup = LookupKey(key);
+  if (!lookup) return ErrorReply(lookup.error());
+  auto member = store.ResolveMemberId(*lookup);
+  if (!member) return ErrorReply(member.error());
+  if (!*member) return ErrorReply(MakeError(core::code::kNotFound, "no member with this card or id"));
+  if (action == "features") {
+    if (request.method != "GET") return MethodNotAllowed(request.method, path);
+    auto f = store.FeaturesOf(**member, NowMs());
+    if (!f) return ErrorReply(f.error());
+    if (!*f) return ErrorReply(MakeError(core::code::kNotFound, "the member was erased"));
+    return Json(**f);
+  }
+  if (action == "consent") {
+    if (request.method != "PUT") return MethodNotAllowed(request.method, path);
+    v1::MemberConsent consent;
+    if (std::string err = proto::ParseJson(request.body, &consent); !err.empty()) {
+      return ErrorReply(MakeError(core::code::kInvalidRequest, "body is not a MemberConsent: " + err));
+    }
+    auto version = store.PutConsent(**member, consent, NowMs());
+    if (!version) return ErrorReply(version.error());
+    spdlog::info("admin {} recorded consent={} for member {}", request.admin, consent.consent(),
+                 **member);
+    return Published(*version, **member);
+  }
+  if (action == "erase") {
+    if (request.method != "POST") return MethodNotAllowed(request.method, path);
+    auto version = store.EraseMember(**member);
+    if (!version) return ErrorReply(version.error());
+    spdlog::info("admin {} erased member {}", request.admin, **member);
+    sync_->FeedAdvanced(*version);
+    v1::EraseResponse response;
+    response.set_member_id(**member);
+    response.set_feed_version(*version);
+    return Json(response);
+  }
+  return ErrorReply(MakeError(core::code::kNotFound, "no endpoint " + path));
 }
 
 AdminReply AdminApi::Published(uint64_t version, const std::string& id) {

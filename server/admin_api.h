@@ -12,7 +12,22 @@
 //   GET    /v1/admin/programme
 //   PUT    /v1/admin/programme              body: loyalty.v1.Programme
 //   GET    /v1/admin/conflicts
+//   GET    /v1/admin/segments               loyalty.v1.SegmentList
+//   GET    /v1/admin/segments/{id}
+//   PUT    /v1/admin/segments/{id}          body: loyalty.v1.SegmentDefinition
+//   DELETE /v1/admin/segments/{id}
+//   POST   /v1/admin/segments/preview       body: SegmentDefinition -> SegmentPreview
+//   POST   /v1/admin/promotions/preview     body: Offer -> PromotionPreview
+//   GET    /v1/admin/kpis[?since=YYYY-MM-DD] loyalty.v1.KpiReport
+//   GET    /v1/admin/members/{key}/features loyalty.v1.MemberFeatures
+//   PUT    /v1/admin/members/{key}/consent  body: loyalty.v1.MemberConsent
+//   POST   /v1/admin/members/{key}/erase    loyalty.v1.EraseResponse
 //   GET    /metrics                         Prometheus text
+//
+// Segment and promotion changes are validated (invalid_segment with the
+// position and reason; invalid_offer for an ended window, an unknown
+// segment, a negative reward) and nothing is saved when they fail. A saved
+// or deleted segment starts a full segmentation pass (server/segmentation.h).
 //
 // A path segment that normalises as a card number (core/card.h) is hashed
 // with the programme's card-hash key; without a key, card lookups answer
@@ -55,6 +70,9 @@ class AdminApi {
 
   void Handle(AdminRequest request, std::function<void(AdminReply)> respond);
 
+  // Told when segment definitions change (optional; set before serving).
+  void SetSegmenter(std::shared_ptr<class Segmenter> segmenter) { segmenter_ = std::move(segmenter); }
+
  private:
   // Runs on the database thread.
   AdminReply Route(const AdminRequest& request, storage::ServerStore& store);
@@ -66,11 +84,17 @@ class AdminApi {
                          storage::ServerStore& store);
   AdminReply PutProgramme(const AdminRequest& request, storage::ServerStore& store);
   AdminReply Published(uint64_t version, const std::string& id);
+  AdminReply Segments(const AdminRequest& request, const std::optional<std::string>& id,
+                      storage::ServerStore& store);
+  AdminReply MemberAction(const AdminRequest& request, const std::string& key,
+                          std::string_view action, storage::ServerStore& store);
+  core::Result<std::string> LookupKey(const std::string& key);
 
   DbWorker& db_;
   ServerMetrics& metrics_;
   std::shared_ptr<SyncService> sync_;
   const std::optional<std::string> card_hash_key_;
+  std::shared_ptr<class Segmenter> segmenter_;
 };
 
 // {"error":{"code":...,"message":...}} with the HTTP status for `code`.

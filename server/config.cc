@@ -37,6 +37,13 @@ po::options_description Options() {
       ("crl-reload-seconds", po::value<int>(),
        "how often to check the CRL for changes (default 10)")              //
       ("io-threads", po::value<int>(), "network I/O threads (default 2)")  //
+      ("utc-offset-minutes", po::value<int>(),
+       "store local time for weekday/hour features, minutes east of UTC (default 0)")  //
+      ("segment-pass-minutes", po::value<int>(),
+       "minutes between scheduled full segmentation passes (default 60)")  //
+      ("referral-reward-points", po::value<int64_t>(),
+       "points credited to a referrer after the referred member's first purchase (default "
+       "500; 0: none)")  //
       ("log-level", po::value<std::string>(),
        "trace, debug, info, warn, error, critical or off (default info)");
   return d;
@@ -160,6 +167,24 @@ core::Result<ServerConfig> ParseServerConfig(const std::vector<std::string>& arg
     c.io_threads = vm["io-threads"].as<int>();
     if (c.io_threads < 1 || c.io_threads > 64) {
       return ConfigError("--io-threads: must be within 1..64");
+    }
+  }
+  if (vm.count("utc-offset-minutes")) {
+    c.utc_offset_minutes = vm["utc-offset-minutes"].as<int>();
+    if (c.utc_offset_minutes < -14 * 60 || c.utc_offset_minutes > 14 * 60) {
+      return ConfigError("--utc-offset-minutes: must be within -840..840");
+    }
+  }
+  if (vm.count("segment-pass-minutes")) {
+    c.segment_pass_minutes = vm["segment-pass-minutes"].as<int>();
+    if (c.segment_pass_minutes < 1 || c.segment_pass_minutes > 7 * 24 * 60) {
+      return ConfigError("--segment-pass-minutes: must be within 1..10080");
+    }
+  }
+  if (vm.count("referral-reward-points")) {
+    c.referral_reward_points = vm["referral-reward-points"].as<int64_t>();
+    if (c.referral_reward_points < 0 || c.referral_reward_points > 1'000'000) {
+      return ConfigError("--referral-reward-points: must be within 0..1000000");
     }
   }
   str("log-level", &c.log_level);

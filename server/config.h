@@ -33,6 +33,9 @@ struct ServerConfig {
   bool crl_explicit = false;
   int crl_reload_seconds = 10;
   int io_threads = 2;
+  int utc_offset_minutes = 0;       // store local time for segmentation features
+  int segment_pass_minutes = 60;    // scheduled full segmentation pass
+  int64_t referral_reward_points = 500;
   std::string log_level = "info";
   bool help = false;  // the caller prints ServerUsage() and exits 0
 };

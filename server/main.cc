@@ -27,6 +27,7 @@
 #include "server/crl_watcher.h"
 #include "server/db_worker.h"
 #include "server/metrics.h"
+#include "server/segmentation.h"
 #include "server/sync_service.h"
 #include "storage/server_store.h"
 #include "sync/server.h"
@@ -118,7 +119,10 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const std::string db_path = (fs::path(config->data_dir) / "server.db").string();
-  auto store = storage::OpenSqliteServerStore(db_path);
+  storage::SegmentationOptions segmentation;
+  segmentation.utc_offset_minutes = config->utc_offset_minutes;
+  segmentation.referral_reward_points = config->referral_reward_points;
+  auto store = storage::OpenSqliteServerStore(db_path, segmentation);
   if (!store) {
     spdlog::error("cannot open the server database {}: {} ({})", db_path, store.error().message,
                   store.error().code);
@@ -137,6 +141,10 @@ int Run(int argc, char** argv) {
 
   auto sync = SyncService::Create(ioc, db, metrics);
   AdminApi admin_api(db, metrics, sync, *card_key);
+  auto segmenter =
+      Segmenter::Create(ioc, db, std::chrono::minutes(config->segment_pass_minutes),
+                        [sync](uint64_t version) { sync->FeedAdvanced(version); });
+  admin_api.SetSegmenter(segmenter);
 
   const auto sync_ep =
       net::ip::tcp::endpoint(net::ip::make_address(config->listen_host), config->listen_port);
@@ -170,6 +178,7 @@ int Run(int argc, char** argv) {
     spdlog::warn("cannot read the feed version at start");
   }
 
+  segmenter->Start();
   auto work = net::make_work_guard(ioc);
   std::vector<std::thread> threads;
   for (int i = 0; i < config->io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
@@ -195,6 +204,7 @@ int Run(int argc, char** argv) {
   (*sync_server)->Stop();
   (*admin_server)->Stop();
   (*watcher)->Stop();
+  segmenter->Stop();
   sync->CloseAll();
   // Give the close_notify of open connections a moment to go out.
   for (int i = 0; i < 50 && metrics.connected() > 0; ++i) {

@@ -1,8 +1,11 @@
 #include <algorithm>
 #include <map>
+#include <random>
 #include <set>
 
+#include "core/features.h"
 #include "core/member_state.h"
+#include "core/segment_expr.h"
 #include "core/programme.h"
 #include "core/time_util.h"
 #include "storage/server_store.h"
@@ -92,6 +95,56 @@ CREATE TABLE rejected_events(
   body        BLOB NOT NULL
 );
 )sql"},
+    // Segmentation: per-event facts as columns (core::FactsOf) so the full
+    // pass reads one covering index in member order; kind -1 marks rows from
+    // before this migration, filled in by Init. Segment definitions, members'
+    // segments and their moves (KPIs), consent/demographics, referrals.
+    {2, R"sql(
+ALTER TABLE events ADD COLUMN kind INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE events ADD COLUMN amount INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN party INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN cats TEXT NOT NULL DEFAULT '';
+CREATE INDEX events_facts ON events(member_id, occurred_ms, kind, amount, party, cats);
+
+CREATE TABLE segments(
+  id   TEXT PRIMARY KEY,
+  body BLOB NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE member_segments(
+  member_id  TEXT NOT NULL,
+  segment_id TEXT NOT NULL,
+  since_ms   INTEGER NOT NULL,
+  PRIMARY KEY(member_id, segment_id)
+) WITHOUT ROWID;
+
+CREATE TABLE segment_moves(
+  segment_id TEXT NOT NULL,
+  member_id  TEXT NOT NULL,
+  at_ms      INTEGER NOT NULL,
+  entered    INTEGER NOT NULL
+);
+CREATE INDEX segment_moves_by_time ON segment_moves(at_ms);
+
+-- Head office's records of a member; never sent to terminals.
+CREATE TABLE member_profiles(
+  member_id     TEXT PRIMARY KEY,
+  consent       INTEGER NOT NULL DEFAULT 0,
+  age_band      TEXT NOT NULL DEFAULT '',
+  sex           TEXT NOT NULL DEFAULT '',
+  region        TEXT NOT NULL DEFAULT '',
+  erased        INTEGER NOT NULL DEFAULT 0,
+  referral_code TEXT UNIQUE
+) WITHOUT ROWID;
+
+-- A member enrolled with a referral code; credited_ms > 0 once the
+-- referrer got the reward.
+CREATE TABLE referrals(
+  member_id   TEXT PRIMARY KEY,
+  referrer_id TEXT NOT NULL,
+  credited_ms INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+)sql"},
 };
 
 std::string EventKey(const v1::EventId& id) {
@@ -156,13 +209,16 @@ int64_t DayOf(int64_t ms) { return ms >= 0 ? ms / core::kMillisPerDay : -1 - (-m
 
 class SqliteServerStore final : public ServerStore {
  public:
-  explicit SqliteServerStore(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  SqliteServerStore(std::unique_ptr<Database> db, const SegmentationOptions& options)
+      : db_(std::move(db)), options_(options) {}
 
   Status Init() {
     if (auto s = Migrate(*db_, kMigrations); !s.ok()) return s;
     auto programme = LoadProgramme();
     if (!programme.ok()) return programme.error();
     programme_ = std::move(*programme);
+    if (auto s = BackfillFacts(); !s.ok()) return s;
+    if (auto s = LoadSegmentation(); !s.ok()) return s;
     return {};
   }
 
@@ -223,12 +279,11 @@ class SqliteServerStore final : public ServerStore {
         if (auto r = reject(member.error()); !r.ok()) return r.error();
         continue;
       }
-      if (auto s = Exec("INSERT INTO events(event_key, uuid, member_id, occurred_ms, body) "
-                        "VALUES(?, ?, ?, ?, ?)",
-                        {key, event.id().uuid(), *member}, {event.occurred_at_ms()},
-                        event.SerializeAsString());
-          !s.ok()) {
-        return s.error();
+      if (auto s = InsertEvent(key, *member, event); !s.ok()) return s.error();
+      if (event.has_enrolment() && !event.enrolment().referral_code().empty()) {
+        if (auto s = RecordReferral(*member, event.enrolment().referral_code()); !s.ok()) {
+          return s.error();
+        }
       }
       if (auto s = Exec("INSERT INTO terminals(store_id, terminal_id, epoch, last_seq) "
                         "VALUES(?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = "
@@ -245,6 +300,7 @@ class SqliteServerStore final : public ServerStore {
       last_event_ms = std::max(last_event_ms, event.occurred_at_ms());
     }
 
+    if (auto s = CreditReferrers(fresh, now_ms); !s.ok()) return s.error();
     for (auto& [member_id, member_events] : fresh) {
       if (auto s = ApplyToMember(member_id, member_events, now_ms); !s.ok()) return s.error();
       out.touched_members.push_back(member_id);
@@ -519,6 +575,285 @@ class SqliteServerStore final : public ServerStore {
     return totals;
   }
 
+  // -------------------------------------------------------- segmentation --
+
+  Result<std::vector<v1::SegmentDefinition>> Segments() override { return segment_defs_; }
+
+  Status PutSegment(const v1::SegmentDefinition& segment) override {
+    if (auto s = core::ValidateSegment(segment); !s.ok()) return s;
+    if (auto s = Exec("INSERT INTO segments(id, body) VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET "
+                      "body = excluded.body",
+                      {segment.id()}, {}, segment.SerializeAsString());
+        !s.ok()) {
+      return s;
+    }
+    return LoadSegmentation();
+  }
+
+  Status DeleteSegment(const std::string& id) override {
+    if (auto s = Exec("DELETE FROM segments WHERE id = ?", {id}); !s.ok()) return s;
+    if (db_->Changes() == 0) return MakeError(core::code::kNotFound, "no segment \"" + id + "\"");
+    return LoadSegmentation();
+  }
+
+  Result<v1::CutPoints> CutPoints() override { return cuts_; }
+
+  Status PutCutPoints(const v1::CutPoints& cuts) override {
+    if (auto s = Exec("INSERT INTO meta(key, value) VALUES('cut_points', ?) ON CONFLICT(key) DO "
+                      "UPDATE SET value = excluded.value",
+                      {}, {}, cuts.SerializeAsString());
+        !s.ok()) {
+      return s;
+    }
+    cuts_ = cuts;
+    return {};
+  }
+
+  Result<FeatureChunk> ScanFeatures(const std::string& after_member_id, int max_members,
+                                    int64_t now_ms) override {
+    auto txn = Transaction::Begin(*db_, Transaction::Mode::kDeferred);
+    if (!txn.ok()) return txn.error();
+    FeatureChunk chunk;
+    auto latest = LatestVersion();
+    if (!latest.ok()) return latest.error();
+    chunk.scanned_version = *latest;
+    const core::FeatureContext ctx{now_ms, options_.utc_offset_minutes, &cuts_};
+    std::vector<std::pair<std::string, core::FeatureFold>> folds;
+    {
+      auto stmt = db_->Prepare(
+          "SELECT member_id, occurred_ms, kind, amount, party, cats FROM events INDEXED BY "
+          "events_facts WHERE member_id > ? ORDER BY member_id");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, after_member_id);
+      bool more = false;
+      for (;;) {
+        auto row = (*stmt)->Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        const std::string_view id = (*stmt)->ColumnBlob(0);
+        if (folds.empty() || folds.back().first != id) {
+          if (static_cast<int>(folds.size()) == max_members) {
+            more = true;
+            break;
+          }
+          folds.emplace_back(std::string(id), core::FeatureFold(ctx));
+        }
+        folds.back().second.Add((*stmt)->ColumnInt(1),
+                                static_cast<core::FactKind>((*stmt)->ColumnInt(2)),
+                                (*stmt)->ColumnInt(3), (*stmt)->ColumnInt(4),
+                                (*stmt)->ColumnBlob(5));
+      }
+      (*stmt)->Reset();
+      if (more) chunk.last_member_id = folds.back().first;
+    }
+    if (folds.empty()) return chunk;
+    // Head office's records for the members of this chunk, merged by id.
+    std::map<std::string, std::pair<bool, v1::MemberConsent>> profiles;
+    {
+      auto stmt = db_->Prepare(
+          "SELECT member_id, erased, consent, age_band, sex, region FROM member_profiles "
+          "WHERE member_id >= ? AND member_id <= ?");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, folds.front().first).Bind(2, folds.back().first);
+      for (;;) {
+        auto row = (*stmt)->Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        auto& p = profiles[(*stmt)->ColumnText(0)];
+        p.first = (*stmt)->ColumnInt(1) != 0;
+        p.second.set_consent((*stmt)->ColumnInt(2) != 0);
+        p.second.set_age_band((*stmt)->ColumnText(3));
+        p.second.set_sex((*stmt)->ColumnText(4));
+        p.second.set_region((*stmt)->ColumnText(5));
+      }
+    }
+    chunk.features.reserve(folds.size());
+    for (auto& [id, fold] : folds) {
+      auto p = profiles.find(id);
+      if (p != profiles.end() && p->second.first) continue;  // erased
+      chunk.features.push_back(fold.Finish(id, p != profiles.end() ? &p->second.second : nullptr));
+      for (auto& segment : segments_.Evaluate(chunk.features.back())) {
+        chunk.features.back().add_segment_ids(std::move(segment));
+      }
+    }
+    return chunk;
+  }
+
+  Result<int64_t> ApplySegments(std::span<const v1::MemberFeatures> features,
+                                uint64_t scanned_version, int64_t now_ms) override {
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    int64_t changed = 0;
+    for (const v1::MemberFeatures& f : features) {
+      auto version = MemberVersion(f.member_id());
+      if (!version.ok()) return version.error();
+      std::optional<v1::MemberFeatures> fresh;
+      if (*version > scanned_version) {  // ingested since the scan: recompute
+        auto computed = ComputeMemberFeatures(f.member_id(), now_ms);
+        if (!computed.ok()) return computed.error();
+        if (!*computed) continue;
+        fresh = std::move(**computed);
+      }
+      const v1::MemberFeatures& use = fresh ? *fresh : f;
+      std::vector<std::string> ids(use.segment_ids().begin(), use.segment_ids().end());
+      auto moved = SyncSegmentRows(f.member_id(), ids, now_ms);
+      if (!moved.ok()) return moved.error();
+      if (!*moved) continue;
+      auto ledger = LoadLedger(f.member_id());
+      if (!ledger.ok()) return ledger.error();
+      if (!*ledger) continue;
+      if (auto s = FillSnapshotSegments(ids, (*ledger)->mutable_snapshot()); !s.ok()) {
+        return s.error();
+      }
+      auto bumped = Bump("member", f.member_id());
+      if (!bumped.ok()) return bumped.error();
+      (*ledger)->mutable_snapshot()->set_version(*bumped);
+      if (auto s = SaveLedger(**ledger); !s.ok()) return s.error();
+      ++changed;
+    }
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    return changed;
+  }
+
+  Result<std::optional<v1::MemberFeatures>> FeaturesOf(const std::string& member_id,
+                                                      int64_t now_ms) override {
+    return ComputeMemberFeatures(member_id, now_ms);
+  }
+
+  Result<uint64_t> PutConsent(const std::string& member_id, const v1::MemberConsent& consent,
+                              int64_t now_ms) override {
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    auto ledger = LoadLedger(member_id);
+    if (!ledger.ok()) return ledger.error();
+    if (!*ledger) return MakeError(core::code::kNotFound, "no member " + member_id);
+    const bool yes = consent.consent();
+    if (auto s = Exec("INSERT INTO member_profiles(member_id, consent) VALUES(?, ?) ON "
+                      "CONFLICT(member_id) DO UPDATE SET consent = excluded.consent",
+                      {member_id}, {yes ? 1 : 0});
+        !s.ok()) {
+      return s.error();
+    }
+    // The text columns are bound separately: Exec binds texts before ints.
+    if (auto s = Exec("UPDATE member_profiles SET age_band = ?, sex = ?, region = ? WHERE "
+                      "member_id = ?",
+                      {yes ? consent.age_band() : "", yes ? consent.sex() : "",
+                       yes ? consent.region() : "", member_id});
+        !s.ok()) {
+      return s.error();
+    }
+    if (auto s = UpdateSegments(member_id, now_ms, nullptr, (*ledger)->mutable_snapshot());
+        !s.ok()) {
+      return s.error();
+    }
+    auto version = Bump("member", member_id);
+    if (!version.ok()) return version.error();
+    (*ledger)->mutable_snapshot()->set_version(*version);
+    if (auto s = SaveLedger(**ledger); !s.ok()) return s.error();
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    return *version;
+  }
+
+  Result<uint64_t> EraseMember(const std::string& member_id) override {
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    auto ledger = LoadLedger(member_id);
+    if (!ledger.ok()) return ledger.error();
+    if (!*ledger) return MakeError(core::code::kNotFound, "no member " + member_id);
+    const std::string hash = RandomHex(64);
+    v1::MemberSnapshot* snap = (*ledger)->mutable_snapshot();
+    snap->set_display_name("");
+    snap->set_card_hash(hash);
+    snap->clear_segment_ids();
+    snap->set_referral_code("");
+    if (auto s = Exec("INSERT INTO member_profiles(member_id, erased) VALUES(?, 1) ON "
+                      "CONFLICT(member_id) DO UPDATE SET erased = 1, consent = 0, age_band = '', "
+                      "sex = '', region = '', referral_code = NULL",
+                      {member_id});
+        !s.ok()) {
+      return s.error();
+    }
+    if (auto s = SyncSegmentRows(member_id, {}, 0); !s.ok()) return s.error();
+    if (auto s = Exec("UPDATE members SET card_hash = ? WHERE member_id = ?", {hash, member_id});
+        !s.ok()) {
+      return s.error();
+    }
+    // Enrolment events carry the name and card hash: rewrite them.
+    std::vector<std::pair<std::string, v1::Event>> enrolments;
+    {
+      auto stmt = db_->Prepare("SELECT event_key, body FROM events WHERE member_id = ? AND kind = 4");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, member_id);
+      for (;;) {
+        auto row = (*stmt)->Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+        if (!e.ok()) return e.error();
+        enrolments.emplace_back((*stmt)->ColumnText(0), std::move(*e));
+      }
+    }
+    for (auto& [key, e] : enrolments) {
+      e.mutable_enrolment()->set_display_name("");
+      e.mutable_enrolment()->set_card_hash(hash);
+      if (auto s = Exec("UPDATE events SET body = ?2 WHERE event_key = ?1", {key}, {},
+                        e.SerializeAsString());
+          !s.ok()) {
+        return s.error();
+      }
+    }
+    if (auto s = Exec("DELETE FROM changes WHERE kind = 'member' AND key = ?", {member_id});
+        !s.ok()) {
+      return s.error();
+    }
+    if (auto s = SaveLedger(**ledger); !s.ok()) return s.error();
+    auto version = Bump("erased", member_id);
+    if (!version.ok()) return version.error();
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    return *version;
+  }
+
+  Result<std::map<std::string, std::pair<int64_t, int64_t>>> SegmentMoves(
+      int64_t since_ms) override {
+    auto stmt = db_->Prepare(
+        "SELECT segment_id, sum(entered), sum(1 - entered) FROM segment_moves WHERE at_ms >= ? "
+        "GROUP BY segment_id");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, since_ms);
+    std::map<std::string, std::pair<int64_t, int64_t>> out;
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      out[(*stmt)->ColumnText(0)] = {(*stmt)->ColumnInt(1), (*stmt)->ColumnInt(2)};
+    }
+    return out;
+  }
+
+  Result<std::vector<OfferUse>> OfferUses() override {
+    auto stmt = db_->Prepare("SELECT member_id, body FROM events WHERE kind = 2");
+    if (!stmt.ok()) return stmt.error();
+    std::vector<OfferUse> out;
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+      if (!e.ok()) return e.error();
+      for (const auto& o : e->purchase().offers()) {
+        out.push_back(OfferUse{(*stmt)->ColumnText(0), o.offer_id(), o.discount(), o.points()});
+      }
+    }
+    return out;
+  }
+
+  Result<std::optional<std::string>> ResolveMemberId(const std::string& key) override {
+    auto found = FindMember(key, 0);
+    if (!found.ok()) return found.error();
+    if (!*found) return std::optional<std::string>();
+    return std::optional<std::string>((*found)->ledger.snapshot().member_id());
+  }
+
  private:
   // Runs a statement with text parameters, then integer parameters, then an
   // optional blob, bound in that order.
@@ -684,6 +1019,7 @@ class SqliteServerStore final : public ServerStore {
         }
       }
     }
+    if (auto s = UpdateSegments(member_id, now_ms, nullptr, snap); !s.ok()) return s;
     auto version = Bump("member", member_id);
     if (!version.ok()) return version.error();
     snap->set_version(*version);
@@ -784,16 +1120,353 @@ class SqliteServerStore final : public ServerStore {
     return programme;
   }
 
+  // ------------------------------------------------- segmentation helpers --
+
+  Status InsertEvent(const std::string& key, const std::string& member_id, const v1::Event& event) {
+    const core::EventFacts facts = core::FactsOf(event);
+    return Exec("INSERT INTO events(event_key, uuid, member_id, cats, occurred_ms, kind, amount, "
+                "party, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                {key, event.id().uuid(), member_id, facts.categories},
+                {event.occurred_at_ms(), static_cast<int64_t>(facts.kind), facts.amount,
+                 facts.party},
+                event.SerializeAsString());
+  }
+
+  // Rows from before migration 2 get their facts columns once.
+  Status BackfillFacts() {
+    for (;;) {
+      std::vector<std::pair<std::string, v1::Event>> rows;
+      {
+        auto stmt = db_->Prepare("SELECT event_key, body FROM events WHERE kind = -1 LIMIT 10000");
+        if (!stmt.ok()) return stmt.error();
+        for (;;) {
+          auto row = (*stmt)->Step();
+          if (!row.ok()) return row.error();
+          if (!*row) break;
+          auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+          if (!e.ok()) return e.error();
+          rows.emplace_back((*stmt)->ColumnText(0), std::move(*e));
+        }
+      }
+      if (rows.empty()) return {};
+      auto txn = Transaction::Begin(*db_);
+      if (!txn.ok()) return txn.error();
+      for (const auto& [key, e] : rows) {
+        const core::EventFacts f = core::FactsOf(e);
+        if (auto s = Exec("UPDATE events SET cats = ?1, kind = ?3, amount = ?4, party = ?5 WHERE "
+                          "event_key = ?2",
+                          {f.categories, key}, {static_cast<int64_t>(f.kind), f.amount, f.party});
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (auto s = txn->Commit(); !s.ok()) return s;
+    }
+  }
+
+  Status LoadSegmentation() {
+    auto seeded = db_->Prepare("SELECT 1 FROM meta WHERE key = 'segments_seeded'");
+    if (!seeded.ok()) return seeded.error();
+    auto row = (*seeded)->Step();
+    if (!row.ok()) return row.error();
+    const bool was_seeded = *row;
+    (*seeded)->Reset();
+    if (!was_seeded) {
+      for (const auto& d : core::DefaultSegments()) {
+        if (auto s = Exec("INSERT OR IGNORE INTO segments(id, body) VALUES(?, ?)", {d.id()}, {},
+                          d.SerializeAsString());
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (auto s = Exec("INSERT INTO meta(key, value) VALUES('segments_seeded', '1')", {});
+          !s.ok()) {
+        return s;
+      }
+    }
+    segment_defs_.clear();
+    auto stmt = db_->Prepare("SELECT body FROM segments ORDER BY id");
+    if (!stmt.ok()) return stmt.error();
+    for (;;) {
+      auto r = (*stmt)->Step();
+      if (!r.ok()) return r.error();
+      if (!*r) break;
+      auto d = Parse<v1::SegmentDefinition>((*stmt)->ColumnBlob(0), "segment");
+      if (!d.ok()) return d.error();
+      segment_defs_.push_back(std::move(*d));
+    }
+    segments_ = core::SegmentSet(segment_defs_);
+    auto cuts = db_->Prepare("SELECT value FROM meta WHERE key = 'cut_points'");
+    if (!cuts.ok()) return cuts.error();
+    auto c = (*cuts)->Step();
+    if (!c.ok()) return c.error();
+    if (*c) {
+      auto parsed = Parse<v1::CutPoints>((*cuts)->ColumnBlob(0), "cut points");
+      (*cuts)->Reset();
+      if (!parsed.ok()) return parsed.error();
+      cuts_ = std::move(*parsed);
+    }
+    return {};
+  }
+
+  struct Profile {
+    bool erased = false;
+    v1::MemberConsent consent;
+    std::string referral_code;
+  };
+
+  Result<Profile> LoadProfile(const std::string& member_id) {
+    auto stmt = db_->Prepare(
+        "SELECT erased, consent, age_band, sex, region, coalesce(referral_code, '') FROM "
+        "member_profiles WHERE member_id = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, member_id);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    Profile p;
+    if (*row) {
+      p.erased = (*stmt)->ColumnInt(0) != 0;
+      p.consent.set_consent((*stmt)->ColumnInt(1) != 0);
+      p.consent.set_age_band((*stmt)->ColumnText(2));
+      p.consent.set_sex((*stmt)->ColumnText(3));
+      p.consent.set_region((*stmt)->ColumnText(4));
+      p.referral_code = (*stmt)->ColumnText(5);
+      (*stmt)->Reset();
+    }
+    return p;
+  }
+
+  // The member's features and segments now, from the facts columns; nullopt
+  // for an erased member.
+  Result<std::optional<v1::MemberFeatures>> ComputeMemberFeatures(const std::string& member_id,
+                                                                  int64_t now_ms) {
+    auto profile = LoadProfile(member_id);
+    if (!profile.ok()) return profile.error();
+    if (profile->erased) return std::optional<v1::MemberFeatures>();
+    core::FeatureFold fold(core::FeatureContext{now_ms, options_.utc_offset_minutes, &cuts_});
+    auto stmt = db_->Prepare(
+        "SELECT occurred_ms, kind, amount, party, cats FROM events INDEXED BY events_facts "
+        "WHERE member_id = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, member_id);
+    for (;;) {
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      fold.Add((*stmt)->ColumnInt(0), static_cast<core::FactKind>((*stmt)->ColumnInt(1)),
+               (*stmt)->ColumnInt(2), (*stmt)->ColumnInt(3), (*stmt)->ColumnBlob(4));
+    }
+    v1::MemberFeatures f = fold.Finish(member_id, &profile->consent);
+    for (auto& id : segments_.Evaluate(f)) f.add_segment_ids(std::move(id));
+    return std::optional<v1::MemberFeatures>(std::move(f));
+  }
+
+  // Makes member_segments hold `ids` for the member, recording the moves
+  // (KPIs); true when anything changed.
+  Result<bool> SyncSegmentRows(const std::string& member_id, const std::vector<std::string>& ids,
+                               int64_t now_ms) {
+    std::set<std::string> current;
+    {
+      auto stmt = db_->Prepare("SELECT segment_id FROM member_segments WHERE member_id = ?");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, member_id);
+      for (;;) {
+        auto row = (*stmt)->Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        current.insert((*stmt)->ColumnText(0));
+      }
+    }
+    const std::set<std::string> wanted(ids.begin(), ids.end());
+    if (current == wanted) return false;
+    for (const auto& id : current) {
+      if (wanted.count(id)) continue;
+      if (auto s = Exec("DELETE FROM member_segments WHERE member_id = ? AND segment_id = ?",
+                        {member_id, id});
+          !s.ok()) {
+        return s.error();
+      }
+      if (auto s = Exec("INSERT INTO segment_moves(segment_id, member_id, at_ms, entered) "
+                        "VALUES(?, ?, ?, 0)",
+                        {id, member_id}, {now_ms});
+          !s.ok()) {
+        return s.error();
+      }
+    }
+    for (const auto& id : wanted) {
+      if (current.count(id)) continue;
+      if (auto s = Exec("INSERT INTO member_segments(member_id, segment_id, since_ms) "
+                        "VALUES(?, ?, ?)",
+                        {member_id, id}, {now_ms});
+          !s.ok()) {
+        return s.error();
+      }
+      if (auto s = Exec("INSERT INTO segment_moves(segment_id, member_id, at_ms, entered) "
+                        "VALUES(?, ?, ?, 1)",
+                        {id, member_id}, {now_ms});
+          !s.ok()) {
+        return s.error();
+      }
+    }
+    return true;
+  }
+
+  // Puts `ids` into the snapshot, and the member's referral code while they
+  // are a champion (created the first time).
+  Status FillSnapshotSegments(const std::vector<std::string>& ids, v1::MemberSnapshot* snap) {
+    snap->clear_segment_ids();
+    for (const auto& id : ids) snap->add_segment_ids(id);
+    const bool champion = std::find(ids.begin(), ids.end(), kChampions) != ids.end();
+    if (!champion) {
+      snap->set_referral_code("");
+      return {};
+    }
+    auto profile = LoadProfile(snap->member_id());
+    if (!profile.ok()) return profile.error();
+    std::string code = profile->referral_code;
+    if (code.empty()) {
+      code = "R" + RandomCode(7);
+      if (auto s = Exec("INSERT INTO member_profiles(member_id, referral_code) VALUES(?, ?) ON "
+                        "CONFLICT(member_id) DO UPDATE SET referral_code = excluded.referral_code",
+                        {snap->member_id(), code});
+          !s.ok()) {
+        return s;
+      }
+    }
+    snap->set_referral_code(code);
+    return {};
+  }
+
+  // Incremental update of one member inside the caller's transaction.
+  Status UpdateSegments(const std::string& member_id, int64_t now_ms,
+                        const v1::MemberFeatures* precomputed, v1::MemberSnapshot* snap) {
+    std::vector<std::string> ids;
+    if (precomputed != nullptr) {
+      ids.assign(precomputed->segment_ids().begin(), precomputed->segment_ids().end());
+    } else {
+      auto f = ComputeMemberFeatures(member_id, now_ms);
+      if (!f.ok()) return f.error();
+      if (*f) ids.assign((*f)->segment_ids().begin(), (*f)->segment_ids().end());
+    }
+    if (auto s = SyncSegmentRows(member_id, ids, now_ms); !s.ok()) return s.error();
+    return FillSnapshotSegments(ids, snap);
+  }
+
+  Result<uint64_t> MemberVersion(const std::string& member_id) {
+    auto stmt = db_->Prepare("SELECT version FROM changes WHERE kind = 'member' AND key = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, member_id);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    const uint64_t v = *row ? static_cast<uint64_t>((*stmt)->ColumnInt(0)) : 0;
+    (*stmt)->Reset();
+    return v;
+  }
+
+  Status RecordReferral(const std::string& member_id, const std::string& code) {
+    auto stmt = db_->Prepare(
+        "SELECT member_id FROM member_profiles WHERE referral_code = ? AND erased = 0");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, code);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return {};  // unknown code: the enrolment stands, nobody is credited
+    const std::string referrer = (*stmt)->ColumnText(0);
+    (*stmt)->Reset();
+    if (referrer == member_id) return {};
+    return Exec("INSERT OR IGNORE INTO referrals(member_id, referrer_id) VALUES(?, ?)",
+                {member_id, referrer});
+  }
+
+  // A referred member's first purchase credits the referrer once, with a
+  // server-side Adjustment event (so balances stay folds over events).
+  Status CreditReferrers(std::map<std::string, std::vector<v1::Event>>& fresh, int64_t now_ms) {
+    if (options_.referral_reward_points <= 0) return {};
+    std::vector<std::pair<std::string, std::string>> credits;  // referred, referrer
+    for (const auto& [member_id, events] : fresh) {
+      if (std::none_of(events.begin(), events.end(),
+                       [](const v1::Event& e) { return e.has_purchase(); })) {
+        continue;
+      }
+      auto stmt = db_->Prepare(
+          "SELECT referrer_id FROM referrals WHERE member_id = ? AND credited_ms = 0");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, member_id);
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (*row) credits.emplace_back(member_id, (*stmt)->ColumnText(0));
+      (*stmt)->Reset();
+    }
+    for (const auto& [referred, referrer] : credits) {
+      auto stmt = db_->Prepare(
+          "SELECT coalesce(max(last_seq), 0) FROM terminals WHERE store_id = 'server' AND "
+          "terminal_id = 'referral' AND epoch = 1");
+      if (!stmt.ok()) return stmt.error();
+      if (auto row = (*stmt)->Step(); !row.ok()) return row.error();
+      const int64_t seq = (*stmt)->ColumnInt(0) + 1;
+      (*stmt)->Reset();
+      v1::Event credit;
+      credit.mutable_id()->set_store_id("server");
+      credit.mutable_id()->set_terminal_id("referral");
+      credit.mutable_id()->set_epoch(1);
+      credit.mutable_id()->set_seq(static_cast<uint64_t>(seq));
+      credit.mutable_id()->set_uuid("referral-" + referred);
+      credit.set_occurred_at_ms(now_ms);
+      credit.set_member_id(referrer);
+      credit.mutable_adjustment()->set_points(options_.referral_reward_points);
+      credit.mutable_adjustment()->set_reason("referral of " + referred);
+      credit.mutable_adjustment()->set_actor("server");
+      if (auto s = InsertEvent(EventKey(credit.id()), referrer, credit); !s.ok()) return s;
+      if (auto s = Exec("INSERT INTO terminals(store_id, terminal_id, epoch, last_seq) VALUES("
+                        "'server', 'referral', 1, ?) ON CONFLICT DO UPDATE SET last_seq = "
+                        "excluded.last_seq",
+                        {}, {seq});
+          !s.ok()) {
+        return s;
+      }
+      if (auto s = Exec("UPDATE referrals SET credited_ms = ?2 WHERE member_id = ?1", {referred},
+                        {now_ms});
+          !s.ok()) {
+        return s;
+      }
+      fresh[referrer].push_back(std::move(credit));
+    }
+    return {};
+  }
+
+  static std::string RandomCode(int n) {
+    static constexpr char kAlphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::string out;
+    for (int i = 0; i < n; ++i) out.push_back(kAlphabet[rng() % (sizeof kAlphabet - 1)]);
+    return out;
+  }
+
+  static std::string RandomHex(int n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::string out;
+    for (int i = 0; i < n; ++i) out.push_back(kHex[rng() % 16]);
+    return out;
+  }
+
+  static constexpr const char* kChampions = "rfm-champions";
+
   std::unique_ptr<Database> db_;
   v1::Programme programme_;
+  const SegmentationOptions options_;
+  std::vector<v1::SegmentDefinition> segment_defs_;
+  core::SegmentSet segments_;
+  v1::CutPoints cuts_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<ServerStore>> OpenSqliteServerStore(const std::string& path) {
+Result<std::unique_ptr<ServerStore>> OpenSqliteServerStore(const std::string& path,
+                                                            const SegmentationOptions& options) {
   auto db = Database::Open(path, Database::Options{});
   if (!db.ok()) return db.error();
-  auto store = std::make_unique<SqliteServerStore>(std::move(*db));
+  auto store = std::make_unique<SqliteServerStore>(std::move(*db), options);
   if (auto s = store->Init(); !s.ok()) return s.error();
   return std::unique_ptr<ServerStore>(std::move(store));
 }

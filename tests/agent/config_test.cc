@@ -122,6 +122,21 @@ TEST(AgentConfig, BadValuesNameTheOption) {
   ExpectBad({"--data-dir", "d", "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"}, "listen");
 }
 
+TEST(AgentConfig, CustomerDisplayLanguageAndIdleSeconds) {
+  auto defaults = Parse({"--data-dir", "/tmp/x"});
+  ASSERT_TRUE(defaults.ok()) << defaults.error().message;
+  EXPECT_EQ(defaults->display_language, "en");
+  EXPECT_EQ(defaults->display_idle_seconds, 20);
+  auto c = Parse({"--data-dir", "/tmp/x", "--display-language", "pl", "--display-idle-seconds",
+                  "45"});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->display_language, "pl");
+  EXPECT_EQ(c->display_idle_seconds, 45);
+  ExpectBad({"--data-dir", "/tmp/x", "--display-language", "xx"}, "--display-language");
+  ExpectBad({"--data-dir", "/tmp/x", "--display-idle-seconds", "0"}, "--display-idle-seconds");
+  ExpectBad({"--data-dir", "/tmp/x", "--display-idle-seconds", "3601"}, "--display-idle-seconds");
+}
+
 TEST(AgentConfig, FileSuppliesValuesAndFlagsOverrideThem) {
   TempDir dir;
   const std::string file = dir.path() + "/agent.conf";
