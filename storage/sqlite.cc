@@ -102,6 +102,9 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
                                                      : "PRAGMA synchronous=NORMAL;";
   pragmas += "PRAGMA foreign_keys=ON;";
   pragmas += "PRAGMA cache_size=-" + std::to_string(options.cache_size_kib) + ";";
+  if (!options.read_only) {
+    pragmas += "PRAGMA wal_autocheckpoint=" + std::to_string(options.wal_autocheckpoint_pages) + ";";
+  }
   if (auto s = db->Exec(pragmas); !s.ok()) return s.error();
   return db;
 }

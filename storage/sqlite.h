@@ -76,6 +76,9 @@ class Database {
     Durability durability = Durability::kFull;
     int busy_timeout_ms = 5000;
     int cache_size_kib = 4096;
+    // WAL pages before an automatic checkpoint (SQLite's default is 1000).
+    // A larger WAL lets a checkpoint write a hot page once for many commits.
+    int wal_autocheckpoint_pages = 1000;
   };
 
   // Opens `path` in WAL mode with foreign keys on.

@@ -19,7 +19,7 @@ namespace {
 
 std::string SourceDir() {
   const char* dir = std::getenv("LOYALTY_SOURCE_DIR");
-  return dir ? dir : ".";
+  return dir ? dir : LOYALTY_TEST_SOURCE_DIR;
 }
 
 std::string ReadText(const std::string& path) {
