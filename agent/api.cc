@@ -96,7 +96,8 @@ std::string ErrorBody(std::string_view code, std::string_view message) {
 // must not throw; `publish` (may be empty) sees the JSON of a success.
 template <typename T>
 void Finish(const core::Result<T>& result, unsigned ok_status, const Respond& respond,
-            const std::function<void(const std::string&)>& publish) {
+            const std::function<void(const std::string&, const google::protobuf::Message&)>&
+                publish) {
   try {
     if (!result.ok()) {
       const core::Error& e = result.error();
@@ -106,7 +107,7 @@ void Finish(const core::Result<T>& result, unsigned ok_status, const Respond& re
     std::string json = proto::ToJson(result.value());
     if (publish) {
       try {
-        publish(json);
+        publish(json, result.value());
       } catch (const std::exception& ex) {
         // The customer display is a nicety: never fail the checkout for it.
         spdlog::warn("api: display update failed: {}", ex.what());
@@ -287,9 +288,14 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
       return false;
     };
     DisplayHub* display = display_;
-    auto publisher = [display](const char* kind) -> std::function<void(const std::string&)> {
+    auto publisher = [display](const char* kind)
+        -> std::function<void(const std::string&, const google::protobuf::Message&)> {
       if (!display) return {};
-      return [display, kind](const std::string& json) { display->Publish(kind, json); };
+      return [display, kind](const std::string& json, const google::protobuf::Message& m) {
+        std::shared_ptr<google::protobuf::Message> copy(m.New());
+        copy->CopyFrom(m);
+        display->Publish(kind, json, std::move(copy));
+      };
     };
 
     switch (route) {

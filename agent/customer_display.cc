@@ -183,12 +183,27 @@ v1::DisplayState CustomerDisplay::CurrentStateLocked() const {
   return state;
 }
 
+namespace {
+
+// The update's message when the publisher attached it (the API does), else
+// its JSON parsed. Returns an error sentence, empty on success.
+template <typename Response>
+std::string ReadUpdate(const DisplayUpdate& update, Response* out) {
+  if (const auto* m = dynamic_cast<const Response*>(update.message.get())) {
+    *out = *m;
+    return {};
+  }
+  return proto::ParseJson(update.json, out);
+}
+
+}  // namespace
+
 void CustomerDisplay::OnUpdate(const DisplayUpdate& update) {
   v1::DisplayState state;
   std::string member_id;  // of a member or basket screen
   if (update.kind == "member") {
     v1::MemberResponse r;
-    if (std::string err = proto::ParseJson(update.json, &r); !err.empty()) {
+    if (std::string err = ReadUpdate(update, &r); !err.empty()) {
       spdlog::warn("display: cannot read a member update: {}", err);
       return;
     }
@@ -198,7 +213,7 @@ void CustomerDisplay::OnUpdate(const DisplayUpdate& update) {
     member_id = r.member().member_id();
   } else if (update.kind == "quote") {
     v1::QuoteResponse r;
-    if (std::string err = proto::ParseJson(update.json, &r); !err.empty()) {
+    if (std::string err = ReadUpdate(update, &r); !err.empty()) {
       spdlog::warn("display: cannot read a quote update: {}", err);
       return;
     }
@@ -209,7 +224,7 @@ void CustomerDisplay::OnUpdate(const DisplayUpdate& update) {
     member_id = r.member().member_id();
   } else if (update.kind == "commit") {
     v1::CommitResponse r;
-    if (std::string err = proto::ParseJson(update.json, &r); !err.empty()) {
+    if (std::string err = ReadUpdate(update, &r); !err.empty()) {
       spdlog::warn("display: cannot read a commit update: {}", err);
       return;
     }

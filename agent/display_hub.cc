@@ -4,7 +4,8 @@
 
 namespace loyalty::agent {
 
-void DisplayHub::Publish(std::string kind, std::string json) {
+void DisplayHub::Publish(std::string kind, std::string json,
+                         std::shared_ptr<const google::protobuf::Message> message) {
   DisplayUpdate update;
   std::vector<std::shared_ptr<const Subscriber>> subs;
   {
@@ -12,6 +13,7 @@ void DisplayHub::Publish(std::string kind, std::string json) {
     update.seq = next_seq_++;
     update.kind = std::move(kind);
     update.json = std::move(json);
+    update.message = std::move(message);
     latest_ = update;
     subs.reserve(subs_.size());
     for (const auto& [id, sub] : subs_) subs.push_back(sub);

@@ -21,12 +21,17 @@
 #include <optional>
 #include <string>
 
+#include <google/protobuf/message.h>
+
 namespace loyalty::agent {
 
 struct DisplayUpdate {
   uint64_t seq = 0;  // 1, 2, ... in publication order
   std::string kind;  // "member", "quote" or "commit"
   std::string json;  // the API response as JSON
+  // The same response as a message, when the publisher has it: subscribers
+  // read it instead of parsing `json` again on the request's thread.
+  std::shared_ptr<const google::protobuf::Message> message;
 };
 
 class DisplayHub {
@@ -38,7 +43,8 @@ class DisplayHub {
   DisplayHub& operator=(const DisplayHub&) = delete;
 
   // Records the update as the latest state and hands it to every subscriber.
-  void Publish(std::string kind, std::string json);
+  void Publish(std::string kind, std::string json,
+               std::shared_ptr<const google::protobuf::Message> message = nullptr);
 
   // Returns an id for Unsubscribe. The subscriber sees only later updates;
   // call Latest() for the current state.

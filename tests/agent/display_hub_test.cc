@@ -1,5 +1,7 @@
 #include "agent/display_hub.h"
 
+#include "loyalty/v1/api.pb.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -38,6 +40,25 @@ TEST(DisplayHub, ASubscriberMayUnsubscribeItselfDuringTheCallback) {
   hub.Publish("member", "{}");
   hub.Publish("member", "{}");
   EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
+}  // namespace loyalty::agent
+
+namespace loyalty::agent {
+namespace {
+
+TEST(DisplayHubMessage, SubscribersGetTheParsedResponseWithTheJson) {
+  DisplayHub hub;
+  std::shared_ptr<const google::protobuf::Message> seen;
+  hub.Subscribe([&](const DisplayUpdate& u) { seen = u.message; });
+  auto response = std::make_shared<v1::MemberResponse>();
+  response->mutable_member()->set_display_name("Ana");
+  hub.Publish("member", "{}", response);
+  ASSERT_NE(seen, nullptr);
+  const auto* member = dynamic_cast<const v1::MemberResponse*>(seen.get());
+  ASSERT_NE(member, nullptr);
+  EXPECT_EQ(member->member().display_name(), "Ana");
 }
 
 }  // namespace
