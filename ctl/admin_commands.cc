@@ -228,7 +228,7 @@ bool PrintSegmentation(const Request& r, const std::string& body, std::ostream& 
       out << std::setw(20) << d.id() << std::setw(10) << d.target_members() << d.expression()
           << "\n";
     }
-  } else if (t == "/v1/admin/segments/preview") {
+  } else if (t == "/v1/admin/segments/preview" && r.method == "POST") {
     v1::SegmentPreview p;
     if (!parse(&p)) return false;
     out << p.id() << ": " << p.members() << " of " << p.total_members() << " members\n";

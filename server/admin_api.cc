@@ -160,7 +160,7 @@ AdminReply AdminApi::Route(const AdminRequest& request, storage::ServerStore& st
   if (parts.size() < 3 || parts[0] != "v1" || parts[1] != "admin") return not_found();
   const std::string_view resource = parts[2];
   std::optional<std::string> id;
-  if (parts.size() == 4) {
+  if (parts.size() >= 4) {
     id = PercentDecode(parts[3]);
     if (!id || id->empty()) {
       return ErrorReply(MakeError(core::code::kInvalidRequest, "malformed path segment"));
@@ -354,8 +354,9 @@ AdminReply AdminApi::Segments(const AdminRequest& request, const std::optional<s
     for (auto& d : *defs) *list.add_segments() = std::move(d);
     return Json(list);
   }
-  if (*id == "preview") {
-    if (method != "POST") return MethodNotAllowed(method, path);
+  // POST is only ever a preview; "preview" stays usable as an ordinary
+  // segment id with GET, PUT and DELETE.
+  if (*id == "preview" && method == "POST") {
     v1::SegmentDefinition d;
     if (auto e = parse(&d)) return *e;
     if (d.id().empty()) d.set_id("preview");

@@ -4,6 +4,7 @@
 
 #include "core/card.h"
 #include "loyalty/v1/admin.pb.h"
+#include "loyalty/v1/segments.pb.h"
 #include "proto/json.h"
 #include "tests/server/server_fixture.h"
 #include "tests/server/test_events.h"
@@ -203,6 +204,133 @@ TEST_F(ServerProcessTest, LoyaltyctlAdminPrintsTablesJsonAndExitCodes) {
   EXPECT_TRUE(
       LogHas("refused: forbidden_identity: expected an admin certificate, got store \"S1\""))
       << server_->Log();
+}
+
+v1::Event VisitOf(const std::string& store, uint64_t seq, const std::string& member) {
+  v1::Event e = BaseEvent(store, "till-1", seq, member);
+  e.mutable_visit()->set_pos_txn_id("txn-" + store + "-till-1-" + std::to_string(seq + 1));
+  return e;
+}
+
+// Head office's segmentation commands through the real loyaltyctl process:
+// tables for people, --json and --csv for scripts, exit 1 with the server's
+// error code for a refused request, and nothing saved when refused.
+TEST_F(ServerProcessTest, LoyaltyctlAdminManagesSegmentsPromotionsKpisAndMembers) {
+  auto client = ConnectStore();
+  ASSERT_TRUE(client->WaitOpen());
+  // p-1: one visit with a purchase; p-2: four, so "some-visits" holds p-2 only.
+  std::vector<v1::Event> events = {Enrol("S1", 1, "p-1", HashOf(1)), VisitOf("S1", 2, "p-1"),
+                                   Purchase("S1", 3, "p-1", 10), Enrol("S1", 4, "p-2", HashOf(2))};
+  for (uint64_t seq = 5; seq < 13; seq += 2) {
+    events.push_back(VisitOf("S1", seq, "p-2"));
+    events.push_back(Purchase("S1", seq + 1, "p-2", 20));
+  }
+  auto ack = client->Call(Upload(1, events));
+  ASSERT_TRUE(ack && ack->has_upload_ack());
+  ASSERT_EQ(ack->upload_ack().rejected_size(), 0);
+
+  const std::string url = "https://127.0.0.1:" + std::to_string(admin_port_);
+  const std::string bundle = (tmp() / "admin").string();
+  auto ctl = [&](std::vector<std::string> args, std::string* out) {
+    args.insert(args.begin(), {"--url", url, "--tls-dir", bundle});
+    return Ctl(args, out);
+  };
+  auto file = [&](const std::string& name, const std::string& text) {
+    const std::string path = (tmp() / name).string();
+    std::ofstream(path) << text;
+    return path;
+  };
+  std::string out;
+
+  // The default segments are listed and shown.
+  ASSERT_EQ(ctl({"segments", "list"}, &out), 0) << out;
+  EXPECT_NE(out.find("few-visits"), std::string::npos) << out;
+  ASSERT_EQ(ctl({"--json", "segments", "list"}, &out), 0) << out;
+  EXPECT_GE(ParseAs<v1::SegmentList>(out).segments_size(), 14);
+  ASSERT_EQ(ctl({"segments", "show", "some-visits"}, &out), 0) << out;
+  EXPECT_NE(out.find("visits_since_enrolment >= 3"), std::string::npos) << out;
+
+  // Preview counts before saving; the definition is not saved by it.
+  ASSERT_EQ(ctl({"segments", "preview",
+                 file("regulars.json", R"({"id":"regulars","name":"Regulars",)"
+                                       R"("expression":"visits_since_enrolment >= 3"})")},
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("1 of 2 members"), std::string::npos) << out;
+  EXPECT_EQ(ctl({"segments", "show", "regulars"}, &out), 1) << out;
+  EXPECT_NE(out.find("not_found"), std::string::npos) << out;
+
+  // A bad expression: the position and reason, and nothing saved.
+  const std::string bad = file("bad.json", R"({"id":"bad","name":"Bad","expression":"visits_30d >> 2"})");
+  EXPECT_EQ(ctl({"segments", "put", bad}, &out), 1) << out;
+  EXPECT_NE(out.find("invalid_segment"), std::string::npos) << out;
+  EXPECT_NE(out.find("position "), std::string::npos) << out;
+  EXPECT_EQ(ctl({"segments", "preview", bad}, &out), 1) << out;
+  EXPECT_EQ(ctl({"segments", "show", "bad"}, &out), 1) << out;
+  EXPECT_EQ(ctl({"segments", "put", (tmp() / "missing.json").string()}, &out), 2) << out;
+
+  // "preview" is an ordinary segment id for put, show and delete.
+  ASSERT_EQ(ctl({"segments", "put",
+                 file("p.json", R"({"id":"preview","name":"Named preview",)"
+                                R"("expression":"visits_since_enrolment >= 1"})")},
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("saved preview"), std::string::npos) << out;
+  ASSERT_EQ(ctl({"segments", "show", "preview"}, &out), 0) << out;
+  EXPECT_NE(out.find("Named preview"), std::string::npos) << out;
+  ASSERT_EQ(ctl({"segments", "delete", "preview"}, &out), 0) << out;
+  EXPECT_EQ(ctl({"segments", "show", "preview"}, &out), 1) << out;
+
+  // A promotion at "some-visits": reach 1 in the preview, then published.
+  const std::string promo = file("promo.json", R"({"id":"nudge","name":"Nudge",)"
+                                               R"("segment_ids":["some-visits"],"bonus_points":50})");
+  ASSERT_EQ(ctl({"promotions", "preview", promo}, &out), 0) << out;
+  EXPECT_NE(out.find("nudge: reach 1 members"), std::string::npos) << out;
+  ASSERT_EQ(ctl({"--json", "promotions", "preview", promo}, &out), 0) << out;
+  EXPECT_EQ(ParseAs<v1::PromotionPreview>(out).reach(), 1);
+  EXPECT_EQ(ctl({"promotions", "preview",
+                 file("badpromo.json", R"({"id":"x","name":"X","segment_ids":["nope"],)"
+                                       R"("bonus_points":5})")},
+                &out),
+            1)
+      << out;
+  ASSERT_EQ(ctl({"promotions", "put", promo}, &out), 0) << out;
+
+  // KPIs as a table, JSON and CSV.
+  ASSERT_EQ(ctl({"kpis"}, &out), 0) << out;
+  EXPECT_NE(out.find("some-visits"), std::string::npos) << out;
+  ASSERT_EQ(ctl({"--json", "kpis"}, &out), 0) << out;
+  const auto report = ParseAs<v1::KpiReport>(out);
+  int64_t some = -1;
+  for (const auto& k : report.segments()) {
+    if (k.segment_id() == "some-visits") some = k.members();
+  }
+  EXPECT_EQ(some, 1);
+  ASSERT_EQ(report.promotions_size(), 1);
+  EXPECT_EQ(report.promotions(0).reach(), 1);
+  ASSERT_EQ(ctl({"kpis", "--csv", "--since", "2026-01-01"}, &out), 0) << out;
+  EXPECT_NE(out.find("\nsome-visits,1,"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nnudge,1,"), std::string::npos) << out;
+  EXPECT_EQ(ctl({"kpis", "--since", "yesterday"}, &out), 1) << out;
+  EXPECT_NE(out.find("invalid_request"), std::string::npos) << out;
+
+  // Member features, consent and erasure.
+  ASSERT_EQ(ctl({"--json", "members", "features", "p-2"}, &out), 0) << out;
+  EXPECT_EQ(ParseAs<v1::MemberFeatures>(out).visits_since_enrolment(), 4);
+  ASSERT_EQ(ctl({"members", "consent", "p-1",
+                 file("consent.json", R"({"consent":true,"age_band":"25-34"})")},
+                &out),
+            0)
+      << out;
+  ASSERT_EQ(ctl({"--json", "members", "features", "p-1"}, &out), 0) << out;
+  EXPECT_EQ(ParseAs<v1::MemberFeatures>(out).age_band(), "25-34");
+  ASSERT_EQ(ctl({"members", "erase", "p-1"}, &out), 0) << out;
+  EXPECT_NE(out.find("erased p-1"), std::string::npos) << out;
+  EXPECT_EQ(ctl({"members", "features", "p-1"}, &out), 1) << out;
+  EXPECT_EQ(ctl({"members", "erase", "p-404"}, &out), 1) << out;
+  EXPECT_NE(out.find("not_found"), std::string::npos) << out;
 }
 
 TEST_F(ServerProcessTest, BadConfigurationExitsWithStatus2) {
