@@ -6,6 +6,8 @@
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <thread>
 #include <algorithm>
 
@@ -91,13 +93,17 @@ std::string ErrorBody(std::string_view code, std::string_view message) {
   return proto::ToJson(response);
 }
 
+// Hands a successful response to the customer display: its JSON and the
+// message itself (moved, not copied: the display keeps it).
+using Publish =
+    std::function<void(const std::string& json, std::shared_ptr<google::protobuf::Message>)>;
+
 // Answers `respond` with `result`: the message as JSON with `ok_status`, or
 // the error. Runs on an I/O thread or the service's writer thread, so it
 // must not throw; `publish` (may be empty) sees the JSON of a success.
 template <typename T>
-void Finish(const core::Result<T>& result, unsigned ok_status, const Respond& respond,
-            const std::function<void(const std::string&, const google::protobuf::Message&)>&
-                publish) {
+void Finish(core::Result<T> result, unsigned ok_status, const Respond& respond,
+            const Publish& publish) {
   try {
     if (!result.ok()) {
       const core::Error& e = result.error();
@@ -107,7 +113,7 @@ void Finish(const core::Result<T>& result, unsigned ok_status, const Respond& re
     std::string json = proto::ToJson(result.value());
     if (publish) {
       try {
-        publish(json, result.value());
+        publish(json, std::make_shared<T>(std::move(result).value()));
       } catch (const std::exception& ex) {
         // The customer display is a nicety: never fail the checkout for it.
         spdlog::warn("api: display update failed: {}", ex.what());
@@ -288,13 +294,11 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
       return false;
     };
     DisplayHub* display = display_;
-    auto publisher = [display](const char* kind)
-        -> std::function<void(const std::string&, const google::protobuf::Message&)> {
+    auto publisher = [display](const char* kind) -> Publish {
       if (!display) return {};
-      return [display, kind](const std::string& json, const google::protobuf::Message& m) {
-        std::shared_ptr<google::protobuf::Message> copy(m.New());
-        copy->CopyFrom(m);
-        display->Publish(kind, json, std::move(copy));
+      return [display, kind](const std::string& json,
+                             std::shared_ptr<google::protobuf::Message> m) {
+        display->Publish(kind, json, std::move(m));
       };
     };
 
@@ -323,7 +327,7 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
         if (!parse(&req)) return;
         auto pub = publisher("member");
         service_->Enrol(std::move(req), [done, pub](core::Result<v1::MemberResponse> r) {
-          Finish(r, 201, done, pub);
+          Finish(std::move(r), 201, done, pub);
         });
         return;
       }
@@ -332,7 +336,7 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
         if (!parse(&req)) return;
         auto pub = publisher("commit");
         service_->Commit(std::move(req), [done, pub](core::Result<v1::CommitResponse> r) {
-          Finish(r, 200, done, pub);
+          Finish(std::move(r), 200, done, pub);
         });
         return;
       }
@@ -340,14 +344,16 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
         v1::VoidRequest req;
         if (!parse(&req)) return;
         service_->Void(std::move(req),
-                       [done](core::Result<v1::VoidResponse> r) { Finish(r, 200, done, nullptr); });
+                       [done](core::Result<v1::VoidResponse> r) {
+                         Finish(std::move(r), 200, done, nullptr);
+                       });
         return;
       }
       case Route::kRedeem: {
         v1::RedeemRequest req;
         if (!parse(&req)) return;
         service_->Redeem(std::move(req), [done](core::Result<v1::RedeemResponse> r) {
-          Finish(r, 200, done, nullptr);
+          Finish(std::move(r), 200, done, nullptr);
         });
         return;
       }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <limits>
@@ -22,6 +23,7 @@
 #include "core/card.h"
 #include "core/member_state.h"
 #include "core/offers.h"
+#include "core/offers_index.h"
 #include "core/pricing.h"
 #include "core/programme.h"
 #include "core/reversal.h"
@@ -61,13 +63,38 @@ std::string RandomHex(size_t bytes) {
   return out;
 }
 
-std::string NewUuid() {
-  std::string h = RandomHex(16);
-  h[12] = '4';                                      // version 4
-  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // RFC 4122 variant
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
-}
+// Random (version 4) UUIDs from a buffer of random bytes filled 32 UUIDs at
+// a time: one RAND_bytes call costs as much as formatting many. Not
+// thread-safe: the writer's.
+class UuidSource {
+ public:
+  std::string Next() {
+    if (used_ == sizeof pool_) {
+      if (RAND_bytes(pool_, static_cast<int>(sizeof pool_)) != 1) {
+        throw std::runtime_error("RAND_bytes failed");  // no entropy: cannot make safe ids
+      }
+      used_ = 0;
+    }
+    unsigned char b[16];
+    std::memcpy(b, pool_ + used_, sizeof b);
+    used_ += sizeof b;
+    b[6] = static_cast<unsigned char>(0x40 | (b[6] & 0x0f));  // version 4
+    b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3f));  // RFC 4122 variant
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    for (int i = 0; i < 16; ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+      out.push_back(kHex[b[i] >> 4]);
+      out.push_back(kHex[b[i] & 0xf]);
+    }
+    return out;
+  }
+
+ private:
+  unsigned char pool_[16 * 32];
+  size_t used_ = sizeof pool_;
+};
 
 // A digest of a request, to tell a replay from a different request that
 // reuses an id. Deterministic serialization makes it stable across runs.
@@ -137,73 +164,13 @@ std::string ModeName(v1::Redemption::Mode mode) {
   return mode == v1::Redemption::TENDER ? "tender" : "discount";
 }
 
-// Offers bucketed by their most selective audience so a quote looks at the
-// few offers that can concern a member, not at all of them.
-class OfferIndex {
- public:
-  OfferIndex(std::vector<v1::Offer> offers, const v1::Programme& programme)
-      : offers_(std::move(offers)) {
-    const core::MemberState nobody;
-    for (size_t i = 0; i < offers_.size(); ++i) {
-      const v1::Offer& o = offers_[i];
-      views_.push_back(core::MakeOfferView(o, programme, nobody));
-      if (!o.segment_ids().empty()) {
-        for (const auto& s : o.segment_ids()) by_segment_[s].push_back(i);
-      } else if (!o.tiers().empty()) {
-        for (const auto& t : o.tiers()) by_tier_[t].push_back(i);
-      } else {
-        general_.push_back(i);
-      }
-    }
-  }
-
-  // Offers targeted at the member here and now, highest priority first.
-  std::vector<const v1::Offer*> Targeted(const core::MemberState& member,
-                                         const core::CheckoutContext& context) const {
-    std::vector<size_t> candidates = general_;
-    if (auto it = by_tier_.find(member.tier); it != by_tier_.end()) {
-      candidates.insert(candidates.end(), it->second.begin(), it->second.end());
-    }
-    for (const auto& segment : member.segment_ids) {
-      if (auto it = by_segment_.find(segment); it != by_segment_.end()) {
-        candidates.insert(candidates.end(), it->second.begin(), it->second.end());
-      }
-    }
-    std::sort(candidates.begin(), candidates.end());
-    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
-    std::vector<const v1::Offer*> out;
-    for (size_t i : candidates) {
-      if (core::IsOfferTargeted(offers_[i], member, context)) out.push_back(&offers_[i]);
-    }
-    std::stable_sort(out.begin(), out.end(), [](const v1::Offer* a, const v1::Offer* b) {
-      return a->priority() > b->priority();
-    });
-    return out;
-  }
-
-  size_t size() const { return offers_.size(); }
-
-  // The offer in words. Wording depends on the member only through a usage
-  // limit, so the rest is formatted once per catalogue, not per request.
-  v1::OfferView View(const v1::Offer* offer, const v1::Programme& programme,
-                     const core::MemberState& member) const {
-    if (offer->per_member_limit() > 0) return core::MakeOfferView(*offer, programme, member);
-    return views_[static_cast<size_t>(offer - offers_.data())];
-  }
-
- private:
-  std::vector<v1::Offer> offers_;
-  std::vector<v1::OfferView> views_;
-  std::vector<size_t> general_;
-  std::unordered_map<std::string, std::vector<size_t>> by_tier_;
-  std::unordered_map<std::string, std::vector<size_t>> by_segment_;
-};
-
 // Programme and offers a request works with: an immutable pair swapped as a
 // whole when head office pushes a change, so a request never mixes versions.
 struct Catalogue {
+  Catalogue(v1::Programme p, std::vector<v1::Offer> o)
+      : programme(std::move(p)), offers(std::move(o), programme) {}
   v1::Programme programme;
-  OfferIndex offers;
+  core::OfferIndex offers;
 };
 
 // A member as loaded for one request.
@@ -270,8 +237,9 @@ class Service final : public CheckoutService {
       FillTotals(*quote, &out);
       out.mutable_lines()->Swap(quote->purchase.mutable_lines());
       out.set_tier(quote->tier);
+      out.mutable_offers()->Reserve(static_cast<int>(quote->applied_offers.size()));
       for (const v1::Offer* offer : quote->applied_offers) {
-        *out.add_offers() = catalogue->offers.View(offer, catalogue->programme, member->state);
+        *out.add_offers() = catalogue->offers.View(offer, member->state);
       }
       return out;
     });
@@ -296,7 +264,7 @@ class Service final : public CheckoutService {
     const core::MemberState nobody;  // in no tier and no segment
     std::vector<v1::OfferView> out;
     for (const v1::Offer* offer : catalogue->offers.Targeted(nobody, Context(NowMs()))) {
-      out.push_back(catalogue->offers.View(offer, catalogue->programme, nobody));
+      out.push_back(catalogue->offers.View(offer, nobody));
     }
     return out;
   }
@@ -324,7 +292,8 @@ class Service final : public CheckoutService {
         Callback<bool>([done = std::move(done)](Result<bool> r) {
           if (!r.ok()) return done(r.error());
           done(Status());
-        }));
+        }),
+        Dispatch::kQueued);
   }
 
   Status ReloadCatalogue() override {
@@ -335,8 +304,7 @@ class Service final : public CheckoutService {
           auto offers = store.LoadOffers();
           if (!offers.ok()) return offers.error();
           v1::Programme p = *programme ? **programme : core::DefaultProgramme();
-          OfferIndex index(std::move(*offers), p);
-          return std::make_shared<const Catalogue>(Catalogue{std::move(p), std::move(index)});
+          return std::make_shared<const Catalogue>(std::move(p), std::move(*offers));
         });
     if (!loaded.ok()) return loaded.error();
     spdlog::info("catalogue reloaded: programme v{}, {} offers", (*loaded)->programme.version(),
@@ -420,41 +388,47 @@ class Service final : public CheckoutService {
           if (!quote.ok()) return quote.error();
 
           const std::string& member_id = member->row.member_id;
-          std::vector<v1::Event> pending = std::move(member->pending);
+          std::vector<v1::Event>& pending = member->pending;
+          const size_t first_new = pending.size();
           v1::CommitResponse out;
-          v1::Event visit = NewEvent(member_id, now);
+          FillTotals(*quote, &out);  // before the purchase moves into its event
+          v1::Event& visit = pending.emplace_back(NewEvent(member_id, now));
           visit.mutable_visit()->set_pos_txn_id(req.pos_txn_id());
           visit.mutable_visit()->set_party_size(req.party_size());
-          v1::Event purchase = NewEvent(member_id, now);
-          *purchase.mutable_purchase() = quote->purchase;
+          v1::Event& purchase = pending.emplace_back(NewEvent(member_id, now));
+          purchase.mutable_purchase()->Swap(&quote->purchase);
           purchase.mutable_purchase()->set_pos_txn_id(req.pos_txn_id());
-          for (v1::Event* e : {&visit, &purchase}) {
-            if (auto s = Append(store, *e); !s.ok()) return s.error();
-            out.add_event_ids(EventIdText(e->id()));
-            pending.push_back(*e);
-          }
+          const uint64_t purchase_seq = purchase.id().seq();
           if (quote->points_redeemed > 0) {
-            v1::Event redemption = NewEvent(member_id, now);
+            v1::Event& redemption = pending.emplace_back(NewEvent(member_id, now));
             auto* r = redemption.mutable_redemption();
             r->set_redemption_id(req.pos_txn_id());
             r->set_pos_txn_id(req.pos_txn_id());
             r->set_points(quote->points_redeemed);
             r->set_value(quote->redemption_value);
             r->set_mode(mode);
-            if (auto s = Append(store, redemption); !s.ok()) return s.error();
-            out.add_event_ids(EventIdText(redemption.id()));
-            pending.push_back(std::move(redemption));
+          }
+          for (size_t i = first_new; i < pending.size(); ++i) {
+            out.add_event_ids(EventIdText(pending[i].id()));
           }
           const core::MemberState after = core::FoldMember(
               catalogue.programme, member->row.snapshot ? &*member->row.snapshot : nullptr,
               pending, now);
           out.set_pos_txn_id(req.pos_txn_id());
           out.set_member_id(member_id);
-          FillTotals(*quote, &out);
           out.set_points_balance(after.points_balance);
           out.set_tier(after.tier);
           out.set_committed_at_ms(now);
-          if (auto s = Remember(store, "commit", req.pos_txn_id(), digest, out, member_id);
+          // The purchase's row keeps the answer for replays.
+          const std::string response = out.SerializeAsString();
+          for (size_t i = first_new; i < pending.size(); ++i) {
+            const bool holds_answer = pending[i].id().seq() == purchase_seq;
+            if (auto s = Append(store, pending[i], holds_answer ? response : std::string_view());
+                !s.ok()) {
+              return s.error();
+            }
+          }
+          if (auto s = Remember(store, "commit", req.pos_txn_id(), digest, member_id, purchase_seq);
               !s.ok()) {
             return s.error();
           }
@@ -517,7 +491,6 @@ class Service final : public CheckoutService {
           if (!reversal.ok()) return reversal.error();
           v1::Event event = NewEvent(member->row.member_id, now);
           *event.mutable_reversal() = *reversal;
-          if (auto s = Append(store, event); !s.ok()) return s.error();
           member->pending.push_back(event);
           const core::MemberState after = core::FoldMember(
               catalogue.programme, member->row.snapshot ? &*member->row.snapshot : nullptr,
@@ -531,8 +504,9 @@ class Service final : public CheckoutService {
           *out.mutable_offers_released() = reversal->offers_released();
           out.set_complete(reversal->complete());
           out.set_points_balance(after.points_balance);
-          if (auto s = Remember(store, "void", keyed.reversal_id(), digest, out,
-                                member->row.member_id);
+          if (auto s = Append(store, event, out.SerializeAsString()); !s.ok()) return s.error();
+          if (auto s = Remember(store, "void", keyed.reversal_id(), digest, member->row.member_id,
+                                event.id().seq());
               !s.ok()) {
             return s.error();
           }
@@ -575,7 +549,6 @@ class Service final : public CheckoutService {
           *event.mutable_redemption() = *planned;
           event.mutable_redemption()->set_redemption_id(req.redemption_id());
           event.mutable_redemption()->set_pos_txn_id(req.pos_txn_id());
-          if (auto s = Append(store, event); !s.ok()) return s.error();
           member->pending.push_back(event);
           const core::MemberState after = core::FoldMember(
               catalogue.programme, member->row.snapshot ? &*member->row.snapshot : nullptr,
@@ -586,8 +559,9 @@ class Service final : public CheckoutService {
           out.set_value(planned->value());
           out.set_mode(ModeName(mode));
           out.set_points_balance(after.points_balance);
-          if (auto s = Remember(store, "redeem", req.redemption_id(), digest, out,
-                                member->row.member_id);
+          if (auto s = Append(store, event, out.SerializeAsString()); !s.ok()) return s.error();
+          if (auto s = Remember(store, "redeem", req.redemption_id(), digest, member->row.member_id,
+                                event.id().seq());
               !s.ok()) {
             return s.error();
           }
@@ -604,6 +578,9 @@ class Service final : public CheckoutService {
     queue_cv_.notify_all();
     std::lock_guard lock(stop_mutex_);
     if (writer_.joinable()) writer_.join();
+    // A caller may still be applying a batch of its own.
+    std::unique_lock lock2(queue_mutex_);
+    queue_cv_.wait(lock2, [this] { return !writing_; });
   }
 
  private:
@@ -645,11 +622,11 @@ class Service final : public CheckoutService {
   Result<core::Quote> Price(const Catalogue& catalogue, const core::MemberState& state,
                             std::span<const v1::BasketLine> basket, int64_t redeem_points,
                             v1::Redemption::Mode mode, int64_t now) const {
-    const core::CheckoutContext context = Context(now);
-    const std::vector<const v1::Offer*> offers = catalogue.offers.Targeted(state, context);
-    return core::PriceBasket(catalogue.programme, state, basket, offers, context,
-                             core::RedemptionAsk{redeem_points, mode},
-                             Spendable(catalogue, state));
+    const std::vector<const v1::Offer*> offers =
+        catalogue.offers.ForBasket(state, Context(now), basket);
+    return core::PriceTargetedBasket(catalogue.programme, state, basket, offers,
+                                     core::RedemptionAsk{redeem_points, mode},
+                                     Spendable(catalogue, state));
   }
 
   // Moves the quote's lists into the response: they are large and the quote
@@ -657,13 +634,13 @@ class Service final : public CheckoutService {
   template <typename Response>
   static void FillTotals(core::Quote& quote, Response* out) {
     out->set_subtotal(quote.purchase.subtotal());
-    for (auto& d : quote.discounts) out->mutable_discounts()->Add(std::move(d));
+    out->mutable_discounts()->Swap(&quote.discounts);
     out->set_discount_total(quote.purchase.discount_total());
     out->set_redemption_value(quote.redemption_value);
     out->set_points_redeemed(quote.points_redeemed);
     out->set_total(quote.total_to_pay);
     out->set_points_earned(quote.purchase.points_earned());
-    for (auto& e : quote.explanation) out->mutable_explanation()->Add(std::move(e));
+    out->mutable_explanation()->Swap(&quote.explanation);
   }
 
   v1::MemberResponse MakeMemberResponse(const Catalogue& catalogue, const core::MemberState& state,
@@ -671,7 +648,7 @@ class Service final : public CheckoutService {
     v1::MemberResponse out;
     *out.mutable_member() = core::MakeMemberView(catalogue.programme, state, now);
     for (const v1::Offer* offer : catalogue.offers.Targeted(state, Context(now))) {
-      *out.add_offers() = catalogue.offers.View(offer, catalogue.programme, state);
+      *out.add_offers() = catalogue.offers.View(offer, state);
     }
     return out;
   }
@@ -720,7 +697,7 @@ class Service final : public CheckoutService {
     id->set_terminal_id(options_.terminal_id);
     id->set_epoch(epoch_);
     id->set_seq(next_seq_++);  // writer thread only
-    id->set_uuid(NewUuid());
+    id->set_uuid(uuids_.Next());
     event.set_occurred_at_ms(now);
     event.set_member_id(member_id);
     return event;
@@ -731,8 +708,9 @@ class Service final : public CheckoutService {
            std::to_string(id.seq());
   }
 
-  Status Append(AgentStore& store, const v1::Event& event) {
-    if (auto s = store.AppendEvent(event); !s.ok()) return s;
+  // `response`: the serialized answer of the request that wrote the event.
+  Status Append(AgentStore& store, const v1::Event& event, std::string_view response = {}) {
+    if (auto s = store.AppendEvent(event, response); !s.ok()) return s;
     ++batch_appended_;
     return {};
   }
@@ -762,11 +740,11 @@ class Service final : public CheckoutService {
     return std::move(**replay);
   }
 
+  // Records request `id` of `kind` as answered by the response kept in the
+  // row of event `seq` (see AgentStore::AppendEvent).
   static Status Remember(AgentStore& store, const char* kind, const std::string& id,
-                         const std::string& digest, const google::protobuf::Message& response,
-                         const std::string& member_id) {
-    return store.PutRequest(kind, id,
-                            storage::StoredRequest{digest, response.SerializeAsString(), member_id});
+                         const std::string& digest, const std::string& member_id, uint64_t seq) {
+    return store.PutRequest(kind, id, storage::StoredRequest{digest, {}, member_id, seq});
   }
 
   // ---------------------------------------------------- writer thread --
@@ -784,8 +762,15 @@ class Service final : public CheckoutService {
     std::function<void(const Error&)> fail;
   };
 
+  // How a write reaches the writer: `kInline` lets the calling thread apply
+  // it (and whatever is queued) itself when no write is in progress, which
+  // spares a lone checkout two thread hand-offs; `kQueued` always hands it to
+  // the writer thread (sync writes: their callers may hold locks that the
+  // callback takes).
+  enum class Dispatch { kInline, kQueued };
+
   template <typename T, typename Fn>
-  void Submit(Fn apply, Callback<T> callback) {
+  void Submit(Fn apply, Callback<T> callback, Dispatch dispatch = Dispatch::kInline) {
     auto done = std::make_shared<Callback<T>>(std::move(callback));
     Job job;
     job.apply = [apply = std::move(apply), done](AgentStore& store,
@@ -798,15 +783,42 @@ class Service final : public CheckoutService {
                      }};
     };
     job.fail = [done](const Error& error) { (*done)(error); };
+    std::vector<Job> batch;
+    bool refused = false;
     {
       std::lock_guard lock(queue_mutex_);
-      if (!stopping_) {
+      if (stopping_) {
+        refused = true;  // answered below, outside the lock
+      } else {
         queue_.push_back(std::move(job));
-        queue_cv_.notify_one();
-        return;
+        if (dispatch == Dispatch::kQueued || writing_) {
+          queue_cv_.notify_one();
+          return;
+        }
+        // Nobody is writing: this thread takes the writer's role for one
+        // group commit of everything queued, its own job included.
+        writing_ = true;
+        TakeBatchLocked(&batch);
       }
     }
-    (*done)(MakeError(core::code::kUnavailable, "the agent is shutting down"));
+    if (refused) {
+      (*done)(MakeError(core::code::kUnavailable, "the agent is shutting down"));
+      return;
+    }
+    RunBatch(batch);
+    std::lock_guard lock(queue_mutex_);
+    writing_ = false;
+    // Whatever arrived meanwhile is the writer thread's; Stop() waits for
+    // the role to be free.
+    queue_cv_.notify_all();
+  }
+
+  // Moves up to max_batch queued jobs into `batch`. Under queue_mutex_.
+  void TakeBatchLocked(std::vector<Job>* batch) {
+    while (!queue_.empty() && batch->size() < static_cast<size_t>(options_.max_batch)) {
+      batch->push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
   }
 
   void WriterLoop() {
@@ -814,15 +826,16 @@ class Service final : public CheckoutService {
     for (;;) {
       {
         std::unique_lock lock(queue_mutex_);
-        queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        queue_cv_.wait(lock, [this] { return !writing_ && (stopping_ || !queue_.empty()); });
         if (queue_.empty()) return;  // stopping and drained
-        while (!queue_.empty() && batch.size() < static_cast<size_t>(options_.max_batch)) {
-          batch.push_back(std::move(queue_.front()));
-          queue_.pop_front();
-        }
+        writing_ = true;
+        TakeBatchLocked(&batch);
       }
       RunBatch(batch);
       batch.clear();
+      std::lock_guard lock(queue_mutex_);
+      writing_ = false;
+      queue_cv_.notify_all();
     }
   }
 
@@ -844,11 +857,19 @@ class Service final : public CheckoutService {
       for (auto& job : batch) job.fail(txn.error());
       return;
     }
+    // A lone request needs no savepoint of its own: when it fails, the
+    // transaction is rolled back instead of committed.
+    const bool alone = batch.size() == 1;
+    bool discard = false;
     for (auto& job : batch) {
-      auto savepoint = storage::Savepoint::Begin(store.db());
-      if (!savepoint.ok()) {
-        job.fail(savepoint.error());
-        continue;
+      std::optional<storage::Savepoint> savepoint;
+      if (!alone) {
+        auto begun = storage::Savepoint::Begin(store.db());
+        if (!begun.ok()) {
+          job.fail(begun.error());
+          continue;
+        }
+        savepoint.emplace(std::move(*begun));
       }
       const uint64_t seq_before = next_seq_;
       const int64_t appended_before = batch_appended_;
@@ -862,7 +883,9 @@ class Service final : public CheckoutService {
                           }};
       }
       if (applied.keep) {
-        if (auto s = savepoint->Release(); !s.ok()) {
+        if (!savepoint) {
+          // Kept as it is: the transaction's commit is the request's.
+        } else if (auto s = savepoint->Release(); !s.ok()) {
           savepoint->RollbackTo();
           next_seq_ = seq_before;
           batch_appended_ = appended_before;
@@ -871,13 +894,22 @@ class Service final : public CheckoutService {
           continue;
         }
       } else {
-        savepoint->RollbackTo();
+        if (savepoint) {
+          savepoint->RollbackTo();
+        } else {
+          discard = true;
+        }
         next_seq_ = seq_before;
         batch_appended_ = appended_before;
       }
       finishers.push_back(std::move(applied.finish));
     }
-    Status committed = txn->Commit();
+    Status committed;
+    if (discard) {
+      txn->Rollback();  // the lone request failed: nothing to keep
+    } else {
+      committed = txn->Commit();
+    }
     if (!committed.ok()) {
       spdlog::error("group commit of {} requests failed: {}", batch.size(),
                     committed.error().message);
@@ -950,10 +982,12 @@ class Service final : public CheckoutService {
   std::condition_variable queue_cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  bool writing_ = false;  // a thread holds the writer's role (guarded by queue_mutex_)
   std::thread writer_;
   std::mutex stop_mutex_;
 
-  // Writer thread only.
+  // The writer's (whichever thread holds the role).
+  UuidSource uuids_;
   uint64_t epoch_;
   uint64_t next_seq_;
   int64_t batch_appended_ = 0;
@@ -1055,9 +1089,7 @@ Result<std::unique_ptr<CheckoutService>> OpenCheckoutService(const ServiceOption
   if (!pending.ok()) return pending.error();
   if (auto v = txn->Commit(); !v.ok()) return v.error();
 
-  OfferIndex index(std::move(*offers), programme);
-  auto catalogue =
-      std::make_shared<const Catalogue>(Catalogue{std::move(programme), std::move(index)});
+  auto catalogue = std::make_shared<const Catalogue>(std::move(programme), std::move(*offers));
   spdlog::info("terminal database {}: programme v{}, {} offers, {} events pending upload", path,
                catalogue->programme.version(), catalogue->offers.size(), *pending);
   return std::unique_ptr<CheckoutService>(

@@ -2,16 +2,21 @@
 //
 // Reads (lookup, quote, health) run on the caller's thread against a
 // per-thread read-only SQLite connection, from the last committed state.
-// Writes (enrol, commit, void, redeem) are queued to one writer thread that
-// applies them in order, group-commits them (one durable transaction for
+// Writes (enrol, commit, void, redeem) are queued and applied in order by one
+// writer at a time, which group-commits them (one durable transaction for
 // everything queued meanwhile, synchronous=FULL) and only then calls each
 // callback (design invariant 2: acknowledged means durable). Because one
-// thread applies all writes, a balance is re-checked inside the transaction
-// and no two requests can spend it twice.
+// writer applies all writes, a balance is re-checked inside the transaction
+// and no two requests can spend it twice. The writer is the calling thread
+// itself when no write is in progress (a lone checkout then needs no thread
+// hand-off), else the service's writer thread; sync writes always go to the
+// writer thread.
 //
-// Callbacks run on the writer thread; they must be quick and must not call
-// back into the service synchronously. The service must outlive every pending
-// callback; Stop() drains the queue. Thread-safe.
+// Callbacks run on the thread that applied the write: the writer thread, or
+// the caller's own, possibly before the call returns. They must be quick and
+// must not call back into the service synchronously (queueing another write
+// is fine). The service must outlive every pending callback; Stop() drains
+// the queue. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -89,7 +94,7 @@ class CheckoutService {
   // catalogue; requests already running keep the one they started with.
   virtual core::Status ReloadCatalogue() = 0;
 
-  // `hook` runs on the writer thread after every durable group commit that
+  // `hook` runs on the writing thread after every durable group commit that
   // appended events (e.g. to wake the sync client). It must be quick and must
   // not call into the service. Set it before traffic starts.
   virtual void SetCommitHook(std::function<void()> hook) = 0;

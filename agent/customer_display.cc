@@ -168,6 +168,7 @@ v1::DisplayState CustomerDisplay::CurrentState() const {
 }
 
 v1::DisplayState CustomerDisplay::CurrentStateLocked() const {
+  BuildStateLocked();
   const auto age = Clock::now() - state_since_;
   const std::string& screen = state_.screen();
   const bool expired =
@@ -185,59 +186,75 @@ v1::DisplayState CustomerDisplay::CurrentStateLocked() const {
 
 namespace {
 
-// The update's message when the publisher attached it (the API does), else
-// its JSON parsed. Returns an error sentence, empty on success.
+// The update's message when the publisher attached one of the right type
+// (the API does), else nullptr.
+template <typename Response>
+const Response* MessageOf(const std::shared_ptr<const google::protobuf::Message>& message) {
+  return dynamic_cast<const Response*>(message.get());
+}
+
+// The update's response: its message when attached, else its JSON parsed.
+// Returns an error sentence, empty on success.
 template <typename Response>
 std::string ReadUpdate(const DisplayUpdate& update, Response* out) {
-  if (const auto* m = dynamic_cast<const Response*>(update.message.get())) {
+  if (const Response* m = MessageOf<Response>(update.message)) {
     *out = *m;
     return {};
   }
   return proto::ParseJson(update.json, out);
 }
 
-}  // namespace
+bool HasMessage(const DisplayUpdate& update) {
+  if (update.kind == "member") return MessageOf<v1::MemberResponse>(update.message) != nullptr;
+  if (update.kind == "quote") return MessageOf<v1::QuoteResponse>(update.message) != nullptr;
+  if (update.kind == "commit") return MessageOf<v1::CommitResponse>(update.message) != nullptr;
+  return false;
+}
 
-void CustomerDisplay::OnUpdate(const DisplayUpdate& update) {
-  v1::DisplayState state;
-  std::string member_id;  // of a member or basket screen
+// The screen for one update, or false when it cannot be read. `member_id` is
+// the member of a member or basket screen.
+bool ScreenFor(const DisplayUpdate& update, v1::DisplayState* state, std::string* member_id) {
   if (update.kind == "member") {
     v1::MemberResponse r;
     if (std::string err = ReadUpdate(update, &r); !err.empty()) {
       spdlog::warn("display: cannot read a member update: {}", err);
-      return;
+      return false;
     }
-    state.set_screen("member");
-    *state.mutable_member() = ToDisplay(r.member());
-    *state.mutable_offers() = r.offers();
-    member_id = r.member().member_id();
+    state->set_screen("member");
+    *state->mutable_member() = ToDisplay(r.member());
+    *state->mutable_offers() = r.offers();
+    *member_id = r.member().member_id();
   } else if (update.kind == "quote") {
     v1::QuoteResponse r;
     if (std::string err = ReadUpdate(update, &r); !err.empty()) {
       spdlog::warn("display: cannot read a quote update: {}", err);
-      return;
+      return false;
     }
-    state.set_screen("basket");
-    *state.mutable_member() = ToDisplay(r.member());
-    *state.mutable_offers() = r.offers();
-    *state.mutable_basket() = ToBasket(r);
-    member_id = r.member().member_id();
-  } else if (update.kind == "commit") {
+    state->set_screen("basket");
+    *state->mutable_member() = ToDisplay(r.member());
+    *state->mutable_offers() = r.offers();
+    *state->mutable_basket() = ToBasket(r);
+    *member_id = r.member().member_id();
+  } else {
     v1::CommitResponse r;
     if (std::string err = ReadUpdate(update, &r); !err.empty()) {
       spdlog::warn("display: cannot read a commit update: {}", err);
-      return;
+      return false;
     }
-    state.set_screen("thanks");
-    *state.mutable_basket() = ToBasket(r);
-    state.mutable_member()->set_tier(r.tier());
-    state.mutable_member()->set_points_balance(r.points_balance());
-    member_id = r.member_id();
-  } else {
-    return;  // a kind this display does not show
+    state->set_screen("thanks");
+    *state->mutable_basket() = ToBasket(r);
+    state->mutable_member()->set_tier(r.tier());
+    state->mutable_member()->set_points_balance(r.points_balance());
+    *member_id = r.member_id();
   }
+  return true;
+}
 
-  std::lock_guard lock(mu_);
+}  // namespace
+
+// Makes `state` the screen, as of `since`. Under mu_.
+void CustomerDisplay::ShowLocked(v1::DisplayState state, const std::string& member_id,
+                                 Clock::time_point since) const {
   if (state.screen() == "thanks") {
     if (member_id == last_member_id_ && !member_id.empty()) {
       v1::DisplayMember* m = state.mutable_member();
@@ -248,11 +265,57 @@ void CustomerDisplay::OnUpdate(const DisplayUpdate& update) {
     last_member_id_ = member_id;
     last_member_ = state.member();
   }
-  state_ = state;
-  state_since_ = Clock::now();
+  state_ = std::move(state);
+  state_since_ = since;
+}
+
+// Turns the updates kept unread (no page was connected) into the screen.
+// Only the newest update and the newest member or basket before it matter:
+// each screen replaces the previous one, and a thank-you screen greets the
+// member of the last member or basket screen. Under mu_.
+void CustomerDisplay::BuildStateLocked() const {
+  if (!unread_member_ && !unread_) return;
+  std::optional<Unread> member = std::move(unread_member_);
+  std::optional<Unread> latest = std::move(unread_);
+  unread_member_.reset();
+  unread_.reset();
+  // Kept updates carry their message, so they always read.
+  for (const std::optional<Unread>* unread : {&member, &latest}) {
+    v1::DisplayState state;
+    std::string member_id;
+    if (*unread && ScreenFor((*unread)->update, &state, &member_id)) {
+      ShowLocked(std::move(state), member_id, (*unread)->since);
+    }
+  }
+}
+
+void CustomerDisplay::OnUpdate(const DisplayUpdate& update) {
+  if (update.kind != "member" && update.kind != "quote" && update.kind != "commit") {
+    return;  // a kind this display does not show
+  }
+  const Clock::time_point now = Clock::now();
+  std::lock_guard lock(mu_);
+  if (streams_.empty() && HasMessage(update)) {
+    // No page is watching: keep the update and build the screen only when a
+    // page connects, which saves the request thread the work.
+    Unread unread{DisplayUpdate{update.seq, update.kind, {}, update.message}, now};
+    if (update.kind != "commit") {
+      unread_member_ = unread;
+      unread_.reset();
+    } else {
+      unread_ = std::move(unread);
+    }
+    return;
+  }
+  BuildStateLocked();
+  v1::DisplayState state;
+  std::string member_id;
+  if (!ScreenFor(update, &state, &member_id)) return;
+  ShowLocked(std::move(state), member_id, now);
   // Under the lock, so every stream sees the updates in publication order.
   // Send only queues: it never blocks.
-  const std::string event = StateEvent(state);
+  if (streams_.empty()) return;
+  const std::string event = StateEvent(state_);
   for (auto& [id, stream] : streams_) stream->Send(event);
 }
 

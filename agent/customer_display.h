@@ -15,6 +15,10 @@
 // connects (or reconnects after an agent restart) gets the config, then the
 // current state.
 //
+// While no page is connected, updates are only kept (their messages, by
+// reference) and the screen is built when a page connects, so a till
+// without a customer display does not pay for one on every request.
+//
 // The API's responses are turned into loyalty.v1.DisplayState, which carries
 // no card number, member id or segment (design invariant 9). The name on the
 // thank-you screen comes from the member or basket screen before it, when it
@@ -30,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,8 +83,17 @@ class CustomerDisplay {
  private:
   using Clock = std::chrono::steady_clock;
 
+  // An update kept as it came, while no page is connected.
+  struct Unread {
+    DisplayUpdate update;
+    Clock::time_point since;
+  };
+
   void OnUpdate(const DisplayUpdate& update);
   loyalty::v1::DisplayState CurrentStateLocked() const;
+  void BuildStateLocked() const;
+  void ShowLocked(loyalty::v1::DisplayState state, const std::string& member_id,
+                  Clock::time_point since) const;
 
   CheckoutService* service_;
   DisplayHub* hub_;
@@ -87,11 +101,17 @@ class CustomerDisplay {
   uint64_t subscription_ = 0;
 
   mutable std::mutex mu_;
-  loyalty::v1::DisplayState state_;  // guarded by mu_
-  Clock::time_point state_since_;    // guarded by mu_
+  // The screen is built lazily: while no page is connected, updates are
+  // only kept (unread_member_: the newest member or basket update;
+  // unread_: a thank-you update after it) and turned into state_ when a page
+  // connects. So these change under const methods.
+  mutable loyalty::v1::DisplayState state_;  // guarded by mu_
+  mutable Clock::time_point state_since_;    // guarded by mu_
   // The last member shown, to greet them by name on the thank-you screen.
-  std::string last_member_id_;                                // guarded by mu_
-  loyalty::v1::DisplayMember last_member_;                    // guarded by mu_
+  mutable std::string last_member_id_;              // guarded by mu_
+  mutable loyalty::v1::DisplayMember last_member_;  // guarded by mu_
+  mutable std::optional<Unread> unread_member_;     // guarded by mu_
+  mutable std::optional<Unread> unread_;            // guarded by mu_
   uint64_t next_stream_id_ = 1;                               // guarded by mu_
   std::map<uint64_t, std::shared_ptr<EventStream>> streams_;  // guarded by mu_
 };

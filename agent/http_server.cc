@@ -158,10 +158,13 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  // Called by the Respond completion, on any thread.
+  // Called by the Respond completion, on any thread. A handler that answers
+  // at once (a quote) is still on this session's strand: the write starts
+  // right there instead of after a trip through the scheduler.
   void PostResponse(unsigned status, std::string body, std::string content_type) {
-    net::post(stream_.get_executor(), [self = shared_from_this(), status, body = std::move(body),
-                                       content_type = std::move(content_type)]() mutable {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this(), status,
+                                           body = std::move(body),
+                                           content_type = std::move(content_type)]() mutable {
       self->OnResponse(status, std::move(body), std::move(content_type));
     });
   }

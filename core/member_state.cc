@@ -271,22 +271,26 @@ loyalty::v1::MemberView MakeMemberView(const Programme& programme, const MemberS
   if (months > 0) {
     // Lots are oldest first, but the earliest expiry is searched for anyway so
     // that an unordered list from elsewhere cannot mislead.
-    int64_t first = 0;
+    // Lots expiring on the same day count together.
+    std::string first;  // the earliest expiry date so far
     int64_t points = 0;
     bool any = false;
     for (const auto& lot : state.lots) {
       if (lot.points() <= 0) continue;
       const int64_t expires = AddMonths(lot.earned_at_ms(), months);
       if (expires <= now_ms) continue;
-      if (!any || FormatDate(expires) < FormatDate(first)) {
-        first = expires;
+      std::string date = FormatDate(expires);
+      if (!any || date < first) {
+        first = std::move(date);
         points = 0;
         any = true;
+        points += lot.points();
+      } else if (date == first) {
+        points += lot.points();
       }
-      if (FormatDate(expires) == FormatDate(first)) points += lot.points();
     }
     if (any) {
-      view.mutable_next_expiry()->set_date(FormatDate(first));
+      view.mutable_next_expiry()->set_date(first);
       view.mutable_next_expiry()->set_points(points);
     }
   }

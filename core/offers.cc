@@ -118,10 +118,7 @@ std::string ConditionWords(const Offer& offer, const loyalty::v1::Programme& pro
   // ends_at_ms is exclusive: the last day is the one before it.
   if (offer.ends_at_ms() > 0) parts.push_back("until " + FormatDate(offer.ends_at_ms() - 1));
   if (offer.per_member_limit() > 0) {
-    const int64_t left = OfferUsesLeft(offer, member);
-    parts.push_back(std::to_string(offer.per_member_limit()) +
-                    (offer.per_member_limit() == 1 ? " use" : " uses") + " per member (" +
-                    std::to_string(left) + " left)");
+    parts.push_back(UsageLimitWords(offer.per_member_limit(), OfferUsesLeft(offer, member)));
   }
   std::string text;
   for (const auto& part : parts) text += (text.empty() ? "" : ", ") + part;
@@ -200,6 +197,11 @@ bool IsOfferTargeted(const Offer& offer, const MemberState& member,
                    [&](const std::string& id) { return Contains(offer.segment_ids(), id); })) {
     return false;
   }
+  return IsOfferAvailable(offer, member, context);
+}
+
+bool IsOfferAvailable(const Offer& offer, const MemberState& member,
+                      const CheckoutContext& context) {
   if (!offer.store_ids().empty() && !Contains(offer.store_ids(), context.store_id)) return false;
   if (offer.starts_at_ms() > 0 && context.now_ms < offer.starts_at_ms()) return false;
   if (offer.ends_at_ms() > 0 && context.now_ms >= offer.ends_at_ms()) return false;
@@ -238,6 +240,11 @@ std::string ScopeLabel(const OfferScope& scope) {
     default:
       return "basket";
   }
+}
+
+std::string UsageLimitWords(uint32_t limit, int64_t left) {
+  return std::to_string(limit) + (limit == 1 ? " use" : " uses") + " per member (" +
+         std::to_string(left) + " left)";
 }
 
 int64_t OfferUsesLeft(const Offer& offer, const MemberState& member) {

@@ -33,6 +33,11 @@ Status ValidateOffer(const loyalty::v1::Offer& offer);
 bool IsOfferTargeted(const loyalty::v1::Offer& offer, const MemberState& member,
                      const CheckoutContext& context);
 
+// IsOfferTargeted without the audience (tier and segment): store, window,
+// weekday, hour and usage limit.
+bool IsOfferAvailable(const loyalty::v1::Offer& offer, const MemberState& member,
+                      const CheckoutContext& context);
+
 // True when `line` is in `scope` (every line is in the BASKET scope).
 bool InScope(const loyalty::v1::OfferScope& scope, const loyalty::v1::BasketLine& line);
 
@@ -41,6 +46,10 @@ std::string ScopeLabel(const loyalty::v1::OfferScope& scope);
 
 // Uses left for the member, -1 when unlimited.
 int64_t OfferUsesLeft(const loyalty::v1::Offer& offer, const MemberState& member);
+
+// The usage limit as the offer's conditions word it (their last part):
+// "3 uses per member (2 left)".
+std::string UsageLimitWords(uint32_t limit, int64_t left);
 
 // The offer as shown to cashier and customer: reward and conditions in words,
 // amounts formatted in the programme's currency.

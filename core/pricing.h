@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include <google/protobuf/repeated_ptr_field.h>
+
 #include "core/member_state.h"
 #include "core/offers.h"
 #include "core/result.h"
@@ -42,11 +44,12 @@ struct RedemptionAsk {
 
 struct Quote {
   loyalty::v1::Purchase purchase;  // lines priced, offers applied, points earned
-  std::vector<loyalty::v1::Discount> discounts;
+  // Repeated fields, so that a response can take them over with Swap.
+  google::protobuf::RepeatedPtrField<loyalty::v1::Discount> discounts;
   // The points of all items add up to purchase.points_earned; the discounts
   // of the "offer" items add up to purchase.discount_total. The one
   // "redemption" item carries the redemption value as its discount.
-  std::vector<loyalty::v1::ExplanationItem> explanation;
+  google::protobuf::RepeatedPtrField<loyalty::v1::ExplanationItem> explanation;
   std::vector<const loyalty::v1::Offer*> applied_offers;  // point into the candidates
   // Only the points the value needs: asking 150 points where 100 points are
   // worth 1.00 and 1.00 is left to pay redeems 100. 0 when the points are
@@ -71,6 +74,17 @@ Result<Quote> PriceBasket(const loyalty::v1::Programme& programme, const MemberS
                           std::span<const loyalty::v1::Offer* const> offers,
                           const CheckoutContext& context, const RedemptionAsk& redemption,
                           int64_t spendable_points);
+
+// PriceBasket for offers already known to be targeted at the member here and
+// now (IsOfferTargeted) and valid (ValidateOffer), none null, in pricing
+// order (highest priority first, id breaking ties) and without repeated ids,
+// as OfferIndex::ForBasket (core/offers_index.h) returns them: only their
+// basket conditions are checked. Same result as PriceBasket for such offers.
+Result<Quote> PriceTargetedBasket(const loyalty::v1::Programme& programme,
+                                  const MemberState& member,
+                                  std::span<const loyalty::v1::BasketLine> lines,
+                                  std::span<const loyalty::v1::Offer* const> offers,
+                                  const RedemptionAsk& redemption, int64_t spendable_points);
 
 // A standalone redemption (not tied to a basket): value for `points`, or
 // "insufficient_points" when points exceed `spendable_points`, or

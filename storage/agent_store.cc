@@ -1,6 +1,8 @@
 #include "storage/agent_store.h"
 
+#include <algorithm>
 #include <limits>
+#include <string>
 
 namespace loyalty::storage {
 namespace {
@@ -57,7 +59,25 @@ CREATE TABLE dead_letters(
   body           BLOB NOT NULL
 );
 )sql"},
+    // Fewer B-tree pages written per durable commit:
+    // - The outbox is a rowid range: every event below meta "outbox_from"
+    //   has left it (acked or dead-lettered), so a scan from there finds the
+    //   rest without the events_unacked index and its page per commit.
+    // - A request's response is kept in its event's row (`response`), where
+    //   it fits in the page being appended to, not in `requests`, whose
+    //   index-organised rows sent it to an overflow page; `requests.seq`
+    //   names that event. Rows from before keep theirs in `requests`.
+    {3, R"sql(
+INSERT INTO meta(key, value)
+  SELECT 'outbox_from', CAST(coalesce((SELECT min(seq) FROM events WHERE acked = 0),
+                                      (SELECT coalesce(max(seq), 0) + 1 FROM events)) AS TEXT);
+DROP INDEX events_unacked;
+ALTER TABLE events ADD COLUMN response BLOB;
+ALTER TABLE requests ADD COLUMN seq INTEGER;
+)sql"},
 };
+
+constexpr const char* kOutboxFrom = "outbox_from";
 
 template <typename Message>
 Result<Message> ParseBlob(std::string_view blob, const char* what) {
@@ -168,14 +188,53 @@ Result<std::vector<StoredEvent>> AgentStore::MemberEvents(std::string_view membe
   return out;
 }
 
-Status AgentStore::AppendEvent(const loyalty::v1::Event& event) {
-  auto stmt = db_->Prepare("INSERT INTO events(seq, member_id, body) VALUES(?, ?, ?)");
+Status AgentStore::AppendEvent(const loyalty::v1::Event& event, std::string_view response) {
+  auto stmt =
+      db_->Prepare("INSERT INTO events(seq, member_id, body, response) VALUES(?, ?, ?, ?)");
   if (!stmt.ok()) return stmt.error();
-  return (*stmt)
-      ->Bind(1, static_cast<int64_t>(event.id().seq()))
+  Statement& s = **stmt;
+  s.Bind(1, static_cast<int64_t>(event.id().seq()))
       .Bind(2, event.member_id())
-      .BindBlob(3, event.SerializeAsString())
-      .Run();
+      .BindBlob(3, event.SerializeAsString());
+  if (response.empty()) {
+    s.BindNull(4);
+  } else {
+    s.BindBlob(4, response);
+  }
+  return s.Run();
+}
+
+Result<uint64_t> AgentStore::OutboxFrom() {
+  auto from = GetMeta(kOutboxFrom);
+  if (!from.ok()) return from.error();
+  if (!*from || (*from)->empty()) return uint64_t{1};
+  return static_cast<uint64_t>(std::stoull(**from));
+}
+
+Status AgentStore::AdvanceOutbox(uint64_t seq) {
+  auto from = OutboxFrom();
+  if (!from.ok()) return from.error();
+  if (seq < *from) return {};
+  // The first event still in the outbox. Acknowledgements come in order, so
+  // this scan is short: it starts where the last one ended.
+  auto stmt =
+      db_->Prepare("SELECT seq FROM events WHERE seq >= ? AND acked = 0 ORDER BY seq LIMIT 1");
+  if (!stmt.ok()) return stmt.error();
+  Statement& s = **stmt;
+  s.Bind(1, static_cast<int64_t>(*from));
+  auto row = s.Step();
+  if (!row.ok()) return row.error();
+  uint64_t next = 0;
+  if (*row) {
+    next = static_cast<uint64_t>(s.ColumnInt(0));
+  } else {
+    auto last = LastSeq();
+    if (!last.ok()) return last.error();
+    next = std::max(*last + 1, *from);
+  }
+  s.Reset();
+  if (next == *from) return {};
+  return PutMeta(kOutboxFrom, std::to_string(next));
 }
 
 Result<uint64_t> AgentStore::LastSeq() {
@@ -189,8 +248,11 @@ Result<uint64_t> AgentStore::LastSeq() {
 }
 
 Result<int64_t> AgentStore::CountUnackedEvents() {
-  auto stmt = db_->Prepare("SELECT count(*) FROM events WHERE acked = 0");
+  auto from = OutboxFrom();
+  if (!from.ok()) return from.error();
+  auto stmt = db_->Prepare("SELECT count(*) FROM events WHERE seq >= ? AND acked = 0");
   if (!stmt.ok()) return stmt.error();
+  (*stmt)->Bind(1, static_cast<int64_t>(*from));
   auto row = (*stmt)->Step();
   if (!row.ok()) return row.error();
   const int64_t n = (*stmt)->ColumnInt(0);
@@ -199,11 +261,13 @@ Result<int64_t> AgentStore::CountUnackedEvents() {
 }
 
 Result<std::vector<StoredEvent>> AgentStore::UnackedEvents(uint64_t after_seq, int limit) {
+  auto from = OutboxFrom();
+  if (!from.ok()) return from.error();
   auto stmt = db_->Prepare(
-      "SELECT seq, body FROM events WHERE acked = 0 AND seq > ? ORDER BY seq LIMIT ?");
+      "SELECT seq, body FROM events WHERE seq > ? AND acked = 0 ORDER BY seq LIMIT ?");
   if (!stmt.ok()) return stmt.error();
   Statement& s = **stmt;
-  s.Bind(1, static_cast<int64_t>(after_seq)).Bind(2, int64_t{limit});
+  s.Bind(1, static_cast<int64_t>(std::max(after_seq, *from - 1))).Bind(2, int64_t{limit});
   std::vector<StoredEvent> out;
   for (;;) {
     auto row = s.Step();
@@ -233,7 +297,8 @@ Result<std::optional<StoredEvent>> AgentStore::EventBySeq(uint64_t seq) {
 Status AgentStore::MarkAcked(uint64_t seq) {
   auto stmt = db_->Prepare("UPDATE events SET acked = 1 WHERE seq = ? AND acked = 0");
   if (!stmt.ok()) return stmt.error();
-  return (*stmt)->Bind(1, static_cast<int64_t>(seq)).Run();
+  if (auto s = (*stmt)->Bind(1, static_cast<int64_t>(seq)).Run(); !s.ok()) return s;
+  return AdvanceOutbox(seq);
 }
 
 Status AgentStore::DeadLetter(uint64_t seq, std::string_view event_key, std::string_view code,
@@ -255,7 +320,8 @@ Status AgentStore::DeadLetter(uint64_t seq, std::string_view event_key, std::str
   }
   auto mark = db_->Prepare("UPDATE events SET acked = 2 WHERE seq = ? AND acked = 0");
   if (!mark.ok()) return mark.error();
-  return (*mark)->Bind(1, static_cast<int64_t>(seq)).Run();
+  if (auto s = (*mark)->Bind(1, static_cast<int64_t>(seq)).Run(); !s.ok()) return s;
+  return AdvanceOutbox(seq);
 }
 
 Result<std::vector<DeadLetterRow>> AgentStore::DeadLetters(int limit) {
@@ -366,15 +432,19 @@ Result<int64_t> AgentStore::CountMembers() {
 
 Result<std::optional<StoredRequest>> AgentStore::FindRequest(std::string_view kind,
                                                              std::string_view id) {
-  auto stmt =
-      db_->Prepare("SELECT digest, response, member_id FROM requests WHERE kind = ? AND id = ?");
+  // The response is in the request's row or, since migration 3, in its
+  // event's.
+  auto stmt = db_->Prepare(
+      "SELECT r.digest, coalesce(e.response, r.response), r.member_id, coalesce(r.seq, 0) "
+      "FROM requests r LEFT JOIN events e ON e.seq = r.seq WHERE r.kind = ? AND r.id = ?");
   if (!stmt.ok()) return stmt.error();
   Statement& s = **stmt;
   s.Bind(1, kind).Bind(2, id);
   auto row = s.Step();
   if (!row.ok()) return row.error();
   if (!*row) return std::optional<StoredRequest>();
-  StoredRequest out{std::string(s.ColumnBlob(0)), std::string(s.ColumnBlob(1)), s.ColumnText(2)};
+  StoredRequest out{std::string(s.ColumnBlob(0)), std::string(s.ColumnBlob(1)), s.ColumnText(2),
+                    static_cast<uint64_t>(s.ColumnInt(3))};
   s.Reset();
   return std::optional<StoredRequest>(std::move(out));
 }
@@ -382,15 +452,18 @@ Result<std::optional<StoredRequest>> AgentStore::FindRequest(std::string_view ki
 Status AgentStore::PutRequest(std::string_view kind, std::string_view id,
                               const StoredRequest& request) {
   auto stmt = db_->Prepare(
-      "INSERT INTO requests(kind, id, digest, response, member_id) VALUES(?, ?, ?, ?, ?)");
+      "INSERT INTO requests(kind, id, digest, response, member_id, seq) "
+      "VALUES(?1, ?2, ?3, coalesce(?4, X''), ?5, ?6)");
   if (!stmt.ok()) return stmt.error();
-  return (*stmt)
-      ->Bind(1, kind)
-      .Bind(2, id)
-      .BindBlob(3, request.digest)
-      .BindBlob(4, request.response)
-      .Bind(5, request.member_id)
-      .Run();
+  Statement& s = **stmt;
+  s.Bind(1, kind).Bind(2, id).BindBlob(3, request.digest).Bind(5, request.member_id);
+  if (request.seq != 0) {
+    // The response is in the event's row (AppendEvent), not here too.
+    s.BindNull(4).Bind(6, static_cast<int64_t>(request.seq));
+  } else {
+    s.BindBlob(4, request.response).BindNull(6);
+  }
+  return s.Run();
 }
 
 Result<int64_t> AgentStore::CountRequests(std::string_view kind, std::string_view prefix) {

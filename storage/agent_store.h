@@ -5,9 +5,11 @@
 //   members   member snapshots keyed by the keyed hash of the card number
 //             (no plaintext card numbers at rest)
 //   events    the append-only event log with the per-terminal sequence
-//             number; also the sync outbox (acked = 0)
+//             number; also the sync outbox (acked = 0); an event written by
+//             a POS request also holds that request's stored response
 //   requests  POS request ids (commit, void, redeem) with a digest of the
-//             request and the stored response: replays and conflicts
+//             request and where its stored response is: replays and
+//             conflicts
 //   offers    the offers this terminal applies
 //   dead_letters  events the server refused for good (sync)
 //
@@ -44,6 +46,10 @@ struct StoredRequest {
   std::string digest;    // of the canonical request
   std::string response;  // serialized response message
   std::string member_id;
+  // When non-zero, the response is kept in the row of this event (appended
+  // with it, see AppendEvent) instead of the request's own row: PutRequest
+  // ignores `response`, FindRequest fills it in.
+  uint64_t seq = 0;
 };
 
 // An event the server refused for good, kept for an operator.
@@ -74,11 +80,14 @@ class AgentStore {
   // This member's events with seq > after_seq, in order.
   Result<std::vector<StoredEvent>> MemberEvents(std::string_view member_id, uint64_t after_seq);
   // Appends an event; its id.seq must be the next sequence number.
-  Status AppendEvent(const loyalty::v1::Event& event);
+  // `response` (optional) is the serialized answer to the request that
+  // wrote it, for a StoredRequest with this seq.
+  Status AppendEvent(const loyalty::v1::Event& event, std::string_view response = {});
   Result<uint64_t> LastSeq();
   Result<int64_t> CountUnackedEvents();
 
-  // ---- sync outbox (events with acked = 0)
+  // ---- sync outbox (events with acked = 0, all at or above a mark kept in
+  // meta "outbox_from", so that finding them is a short rowid range scan)
   // Up to `limit` outbox events with seq > after_seq, in seq order.
   Result<std::vector<StoredEvent>> UnackedEvents(uint64_t after_seq, int limit);
   Result<std::optional<StoredEvent>> EventBySeq(uint64_t seq);
@@ -123,6 +132,11 @@ class AgentStore {
 
  private:
   explicit AgentStore(std::unique_ptr<Database> db) : db_(std::move(db)) {}
+  // Every event below this seq has left the outbox.
+  Result<uint64_t> OutboxFrom();
+  // After event `seq` left the outbox: moves the mark past the events that
+  // have all left it.
+  Status AdvanceOutbox(uint64_t seq);
   std::unique_ptr<Database> db_;
 };
 

@@ -316,8 +316,9 @@ TEST(PriceBasket, DiscountRedemptionReducesTheEarningBase) {
   EXPECT_EQ(q.purchase.qualifying_spend(), 500);
   EXPECT_EQ(q.purchase.redemption_value(), 500);
   EXPECT_EQ(q.purchase.lines(0).redeemed_value(), 500);
-  EXPECT_EQ(q.explanation.back().rule(), "redemption");
-  EXPECT_EQ(q.explanation.back().discount(), 500);
+  ASSERT_FALSE(q.explanation.empty());
+  EXPECT_EQ(q.explanation[q.explanation.size() - 1].rule(), "redemption");
+  EXPECT_EQ(q.explanation[q.explanation.size() - 1].discount(), 500);
 }
 
 TEST(PriceBasket, TenderRedemptionIsAPaymentAndStillEarns) {
