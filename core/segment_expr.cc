@@ -3,12 +3,11 @@
 #include <cctype>
 #include <charconv>
 
-#include <google/protobuf/descriptor.h>
+#include "core/features.h"
 
 namespace loyalty::core {
 
 namespace v1 = loyalty::v1;
-using google::protobuf::FieldDescriptor;
 
 struct SegmentExpr::Node {
   enum class Kind { kAnd, kOr, kNot, kConst, kCompare, kIn };
@@ -16,7 +15,7 @@ struct SegmentExpr::Node {
   Kind kind = Kind::kConst;
   bool constant = false;
   std::vector<std::shared_ptr<const Node>> children;
-  const FieldDescriptor* field = nullptr;
+  const FeatureField* field = nullptr;
   Op op = Op::kEq;
   std::vector<int64_t> numbers;       // comparison or "in" values of a number feature
   std::vector<std::string> texts;     // ... of a text feature
@@ -27,21 +26,7 @@ namespace {
 using Node = SegmentExpr::Node;
 using NodePtr = std::shared_ptr<const Node>;
 
-bool IsNumberField(const FieldDescriptor* f) {
-  return f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 ||
-         f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL;
-}
-
-// Features an expression may name: every singular number, flag or text
-// field of MemberFeatures except the bookkeeping ones.
-const FieldDescriptor* FeatureField(std::string_view name) {
-  if (name == "member_id" || name == "as_of_ms") return nullptr;
-  const FieldDescriptor* f =
-      v1::MemberFeatures::descriptor()->FindFieldByName(std::string(name));
-  if (f == nullptr || f->is_repeated()) return nullptr;
-  if (!IsNumberField(f) && f->cpp_type() != FieldDescriptor::CPPTYPE_STRING) return nullptr;
-  return f;
-}
+bool IsNumberField(const FeatureField* f) { return f->number != nullptr; }
 
 struct Token {
   enum class Type { kEnd, kIdent, kNumber, kText, kOp, kLParen, kRParen, kComma };
@@ -197,7 +182,7 @@ class Parser {
     if (tok_.type != Token::Type::kIdent) {
       return Fail(tok_.pos, "expected a feature name, found '" + tok_.text + "'");
     }
-    const FieldDescriptor* field = FeatureField(tok_.text);
+    const FeatureField* field = FindFeature(tok_.text);
     if (field == nullptr) return Fail(tok_.pos, "unknown feature '" + tok_.text + "'");
     const bool number = IsNumberField(field);
     auto node = std::make_shared<Node>();
@@ -212,7 +197,7 @@ class Parser {
       } else if (tok_.type == Token::Type::kEnd) {
         return Fail(tok_.pos, "the expression ends where a value was expected");
       } else {
-        return Fail(tok_.pos, std::string("'") + field->name() + "' is " +
+        return Fail(tok_.pos, "'" + std::string(field->name) + "' is " +
                                   (number ? "a number" : "text") + "; expected " +
                                   (number ? "a number" : "quoted text") + ", found '" +
                                   tok_.text + "'");
@@ -233,7 +218,8 @@ class Parser {
       return NodePtr(node);
     }
     if (tok_.type != Token::Type::kOp) {
-      return Fail(tok_.pos, "expected a comparison operator after '" + field->name() + "'");
+      return Fail(tok_.pos,
+                  "expected a comparison operator after '" + std::string(field->name) + "'");
     }
     node->kind = Node::Kind::kCompare;
     const std::string op = tok_.text;
@@ -245,7 +231,8 @@ class Parser {
                : op == ">"  ? Node::Op::kGt
                             : Node::Op::kGe;
     if (!number && node->op != Node::Op::kEq && node->op != Node::Op::kNe) {
-      return Fail(op_pos, "'" + field->name() + "' is text: only '==', '!=' and 'in' apply");
+      return Fail(op_pos,
+                  "'" + std::string(field->name) + "' is text: only '==', '!=' and 'in' apply");
     }
     if (auto s = Next(); !s.ok()) return s.error();
     if (auto s = read_value(); !s.ok()) return s.error();
@@ -257,7 +244,7 @@ class Parser {
   Token tok_;
 };
 
-bool Eval(const Node& n, const v1::MemberFeatures& f) {
+bool Eval(const Node& n, const FeatureValues& f) {
   switch (n.kind) {
     case Node::Kind::kConst:
       return n.constant;
@@ -277,16 +264,13 @@ bool Eval(const Node& n, const v1::MemberFeatures& f) {
     case Node::Kind::kIn:
       break;
   }
-  const auto* refl = f.GetReflection();
   if (!IsNumberField(n.field)) {
-    const std::string& v = refl->GetStringReference(f, n.field, nullptr);
+    const std::string_view v = f.*(n.field->text);
     bool found = false;
     for (const auto& t : n.texts) found = found || v == t;
     return n.kind == Node::Kind::kIn ? found : (n.op == Node::Op::kEq) == found;
   }
-  const int64_t v = n.field->cpp_type() == FieldDescriptor::CPPTYPE_BOOL
-                        ? (refl->GetBool(f, n.field) ? 1 : 0)
-                        : refl->GetInt64(f, n.field);
+  const int64_t v = f.*(n.field->number);
   if (n.kind == Node::Kind::kIn) {
     for (int64_t x : n.numbers) {
       if (v == x) return true;
@@ -327,16 +311,15 @@ Result<SegmentExpr> SegmentExpr::Parse(std::string_view text) {
   return SegmentExpr(std::move(*root));
 }
 
+bool SegmentExpr::Matches(const FeatureValues& features) const { return Eval(*root_, features); }
+
 bool SegmentExpr::Matches(const v1::MemberFeatures& features) const {
-  return Eval(*root_, features);
+  return Eval(*root_, FromProto(features));
 }
 
 std::vector<std::string> SegmentExpr::FeatureNames() {
   std::vector<std::string> out;
-  const auto* d = v1::MemberFeatures::descriptor();
-  for (int i = 0; i < d->field_count(); ++i) {
-    if (FeatureField(d->field(i)->name()) != nullptr) out.push_back(d->field(i)->name());
-  }
+  for (const FeatureField& f : FeatureFields()) out.emplace_back(f.name);
   return out;
 }
 
@@ -403,12 +386,16 @@ SegmentSet::SegmentSet(const std::vector<v1::SegmentDefinition>& definitions) {
   }
 }
 
-std::vector<std::string> SegmentSet::Evaluate(const v1::MemberFeatures& features) const {
+std::vector<std::string> SegmentSet::Evaluate(const FeatureValues& features) const {
   std::vector<std::string> out;
   for (size_t i = 0; i < exprs_.size(); ++i) {
     if (exprs_[i].Matches(features)) out.push_back(defs_[i].id());
   }
   return out;
+}
+
+std::vector<std::string> SegmentSet::Evaluate(const v1::MemberFeatures& features) const {
+  return Evaluate(FromProto(features));
 }
 
 }  // namespace loyalty::core

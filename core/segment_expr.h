@@ -20,6 +20,11 @@
 //
 // Parse errors are "invalid_segment" with the 1-based character position
 // and the reason: "position 27: unknown feature 'visit'".
+// Evaluation reads a core::FeatureValues (core/features.h): a comparison is
+// a member-pointer load, so a full pass evaluates every segment of a million
+// members in a fraction of a second. The MemberFeatures overloads convert
+// first (admin API, tests).
+//
 // Thread safety: a parsed SegmentExpr is immutable and may be evaluated from
 // many threads.
 #pragma once
@@ -38,12 +43,15 @@ namespace code {
 inline constexpr const char* kInvalidSegment = "invalid_segment";
 }
 
+struct FeatureValues;
+
 class SegmentExpr {
  public:
   struct Node;
 
   static Result<SegmentExpr> Parse(std::string_view text);
 
+  bool Matches(const FeatureValues& features) const;
   bool Matches(const loyalty::v1::MemberFeatures& features) const;
 
   // The feature names the expression may use.
@@ -68,7 +76,11 @@ class SegmentSet {
   explicit SegmentSet(const std::vector<loyalty::v1::SegmentDefinition>& definitions);
   SegmentSet() = default;
   // Ids of the segments `features` belongs to, in definition order.
+  std::vector<std::string> Evaluate(const FeatureValues& features) const;
   std::vector<std::string> Evaluate(const loyalty::v1::MemberFeatures& features) const;
+  // Whether `features` belongs to definitions()[i].
+  bool Matches(size_t i, const FeatureValues& features) const { return exprs_[i].Matches(features); }
+  size_t size() const { return exprs_.size(); }
   const std::vector<loyalty::v1::SegmentDefinition>& definitions() const { return defs_; }
 
  private:

@@ -112,6 +112,62 @@ AdminReply MethodNotAllowed(const std::string& method, std::string_view path) {
       MakeError("method_not_allowed", method + " is not allowed on " + std::string(path)));
 }
 
+// The requests that scan every member (KPIs, segment and promotion
+// previews): they run on the reader thread (DbWorker::PostRead), so a scan
+// of a million members never holds up ingest on the database thread.
+bool IsMemberScan(const AdminRequest& request) {
+  const std::vector<std::string_view> parts =
+      Split(std::string_view(request.target).substr(0, request.target.find('?')));
+  if (parts.size() < 3 || parts[0] != "v1" || parts[1] != "admin") return false;
+  if (parts.size() == 3) return parts[2] == "kpis" && request.method == "GET";
+  if (parts.size() != 4 || request.method != "POST") return false;
+  // POST is only ever a preview; "preview" stays usable as an ordinary
+  // segment id with GET, PUT and DELETE.
+  const auto id = PercentDecode(parts[3]);
+  return id && *id == "preview" && (parts[2] == "segments" || parts[2] == "promotions");
+}
+
+// Answers an IsMemberScan request on the reader thread.
+AdminReply RouteMemberScan(const AdminRequest& request, storage::ServerReader& reader) {
+  const std::size_t q = request.target.find('?');
+  const std::string_view query =
+      q == std::string::npos ? std::string_view() : std::string_view(request.target).substr(q + 1);
+  const std::vector<std::string_view> parts =
+      Split(std::string_view(request.target).substr(0, q));
+  if (parts[2] == "kpis") {
+    int64_t since = NowMs() - 30 * core::kMillisPerDay;
+    if (auto since_text = QueryParam(query, "since")) {
+      auto parsed = ParseDate(*since_text);
+      if (!parsed) {
+        return ErrorReply(MakeError(core::code::kInvalidRequest, "since must be YYYY-MM-DD"));
+      }
+      since = *parsed;
+    }
+    auto report = Kpis(reader, since, NowMs());
+    if (!report) return ErrorReply(report.error());
+    return Json(*report);
+  }
+  if (parts[2] == "promotions") {
+    v1::Offer offer;
+    if (std::string err = proto::ParseJson(request.body, &offer); !err.empty()) {
+      return ErrorReply(MakeError(core::code::kInvalidRequest, "body is not an Offer: " + err));
+    }
+    auto preview = PreviewPromotion(reader, offer, NowMs());
+    if (!preview) return ErrorReply(preview.error());
+    return Json(*preview);
+  }
+  v1::SegmentDefinition d;
+  if (std::string err = proto::ParseJson(request.body, &d); !err.empty()) {
+    return ErrorReply(
+        MakeError(core::code::kInvalidRequest, "body is not a SegmentDefinition: " + err));
+  }
+  if (d.id().empty()) d.set_id("preview");
+  if (d.name().empty()) d.set_name(d.id());
+  auto preview = PreviewSegment(reader, d, NowMs());
+  if (!preview) return ErrorReply(preview.error());
+  return Json(*preview);
+}
+
 }  // namespace
 
 AdminReply ErrorReply(const core::Error& error) {
@@ -138,6 +194,16 @@ void AdminApi::Handle(AdminRequest request, std::function<void(AdminReply)> resp
   if (path == "/metrics") {
     if (request.method != "GET") return finish(MethodNotAllowed(request.method, path));
     return finish(AdminReply{200, metrics_.Render(), "text/plain; version=0.0.4"});
+  }
+  if (IsMemberScan(request)) {
+    auto scan = [finish, request = std::move(request)](storage::ServerReader& reader) {
+      finish(RouteMemberScan(request, reader));
+    };
+    if (!db_.PostRead(std::move(scan))) {
+      finish(ErrorReply(MakeError(core::code::kUnavailable,
+                                  "the server is busy with other scans; retry later")));
+    }
+    return;
   }
   auto job = [this, finish, request = std::move(request)](storage::ServerStore& store) {
     finish(Route(request, store));
@@ -172,29 +238,8 @@ AdminReply AdminApi::Route(const AdminRequest& request, storage::ServerStore& st
   if (parts.size() > 4) return not_found();
 
   if (resource == "segments") return Segments(request, id, store);
-  if (resource == "kpis" && !id) {
-    if (method != "GET") return MethodNotAllowed(method, path);
-    int64_t since = NowMs() - 30 * core::kMillisPerDay;
-    if (auto since_text = QueryParam(query, "since")) {
-      auto parsed = ParseDate(*since_text);
-      if (!parsed) {
-        return ErrorReply(MakeError(core::code::kInvalidRequest, "since must be YYYY-MM-DD"));
-      }
-      since = *parsed;
-    }
-    auto report = Kpis(store, since, NowMs());
-    if (!report) return ErrorReply(report.error());
-    return Json(*report);
-  }
-  if (resource == "promotions" && id && *id == "preview" && method == "POST") {
-    v1::Offer offer;
-    if (std::string err = proto::ParseJson(request.body, &offer); !err.empty()) {
-      return ErrorReply(MakeError(core::code::kInvalidRequest, "body is not an Offer: " + err));
-    }
-    auto preview = PreviewPromotion(store, offer, NowMs());
-    if (!preview) return ErrorReply(preview.error());
-    return Json(*preview);
-  }
+  // GET kpis and the POST previews are answered by RouteMemberScan.
+  if (resource == "kpis" && !id) return MethodNotAllowed(method, path);
 
   if (resource == "members" && id) {
     if (method != "GET") return MethodNotAllowed(method, path);
@@ -354,17 +399,7 @@ AdminReply AdminApi::Segments(const AdminRequest& request, const std::optional<s
     for (auto& d : *defs) *list.add_segments() = std::move(d);
     return Json(list);
   }
-  // POST is only ever a preview; "preview" stays usable as an ordinary
-  // segment id with GET, PUT and DELETE.
-  if (*id == "preview" && method == "POST") {
-    v1::SegmentDefinition d;
-    if (auto e = parse(&d)) return *e;
-    if (d.id().empty()) d.set_id("preview");
-    if (d.name().empty()) d.set_name(d.id());
-    auto preview = PreviewSegment(store, d, NowMs());
-    if (!preview) return ErrorReply(preview.error());
-    return Json(*preview);
-  }
+  // POST .../preview is answered by RouteMemberScan.
   if (method == "GET") {
     auto defs = store.Segments();
     if (!defs) return ErrorReply(defs.error());

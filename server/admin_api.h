@@ -34,8 +34,9 @@
 // 400 card_lookup_unavailable and member-id lookups still work.
 //
 // Handle() may be called from any thread: store work is posted to the
-// DbWorker and `respond` is called once, from the database thread (or at
-// once for /metrics and for errors found before any store work). `db`,
+// DbWorker and `respond` is called once, from the database thread (KPIs and
+// previews, which scan every member: from the reader thread; at once for
+// /metrics and for errors found before any store work). `db`,
 // `metrics` and `sync` must outlive every pending request.
 #pragma once
 

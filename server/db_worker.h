@@ -1,15 +1,23 @@
-// DbWorker: the one thread that runs every storage::ServerStore call
-// (ServerStore is single-threaded, and SQLite work must never block an I/O
-// thread). Callers Post a job; the job runs on the worker thread with the
-// store and hands its result back itself (Connection::Send is thread-safe;
-// HTTP sessions post back to their strand).
+// DbWorker: the threads that run the server's storage work. ServerStore is
+// single-threaded, and SQLite work must never block an I/O thread:
+// - the database thread runs every ServerStore call (Post): ingest, sync,
+//   admin changes, the full pass's writes;
+// - the reader thread runs long read-only scans (PostRead) on a
+//   ServerReader, a second connection: the full pass's scan, segment and
+//   promotion previews, KPIs. SQLite's WAL lets it read a consistent
+//   snapshot while the database thread commits, so a scan of a million
+//   members never holds up ingest.
+// A job runs on its thread with the store (or reader) and hands its result
+// back itself (Connection::Send is thread-safe; HTTP sessions post back to
+// their strand).
 //
-// The queue is bounded: Post returns false when `max_queued` jobs wait, and
-// the caller answers "unavailable" instead of queueing without limit.
+// The queues are bounded: Post and PostRead return false when full, and the
+// caller answers "unavailable" instead of queueing without limit.
 //
-// Ownership: the worker owns the store. Stop() runs the jobs already queued,
-// then joins the thread; later Posts are refused. Post is thread-safe;
-// Stop and the destructor are for the owning thread.
+// Ownership: the worker owns the store and its reader. Stop() runs the jobs
+// already queued, then joins the threads; later posts are refused. Post and
+// PostRead are thread-safe; Stop and the destructor are for the owning
+// thread.
 #pragma once
 
 #include <condition_variable>
@@ -27,31 +35,47 @@ namespace loyalty::server {
 class DbWorker {
  public:
   using Job = std::function<void(storage::ServerStore& store)>;
+  using ReadJob = std::function<void(storage::ServerReader& reader)>;
 
-  DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_queued = 4096);
+  // Opens the reader with store->OpenReader(); without one (logged),
+  // PostRead refuses every job.
+  explicit DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_queued = 4096,
+                    std::size_t max_queued_reads = 64);
   ~DbWorker();
   DbWorker(const DbWorker&) = delete;
   DbWorker& operator=(const DbWorker&) = delete;
 
-  // Queues `job`; false when the queue is full or the worker is stopping.
+  // Queues `job` for the database thread; false when the queue is full or
+  // the worker is stopping.
   [[nodiscard]] bool Post(Job job);
+  // Queues `job` for the reader thread; false when its queue is full, the
+  // worker is stopping or there is no reader.
+  [[nodiscard]] bool PostRead(ReadJob job);
 
-  // Jobs queued and not yet started (for metrics).
+  // Jobs queued for the database thread and not yet started (for metrics).
   std::size_t queued() const;
 
-  // Runs what is queued, then stops the thread. Idempotent.
+  // Runs what is queued, then stops the threads. Idempotent.
   void Stop();
 
  private:
-  void Run();
+  template <typename J>
+  struct Lane {
+    std::deque<J> jobs;  // guarded by mu_
+    std::size_t max_queued;
+    std::condition_variable cv;
+  };
+  template <typename J, typename Target>
+  void Run(Lane<J>& lane, Target& target);
 
   std::unique_ptr<storage::ServerStore> store_;
-  const std::size_t max_queued_;
+  std::unique_ptr<storage::ServerReader> reader_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> jobs_;   // guarded by mu_
+  Lane<Job> writes_;
+  Lane<ReadJob> reads_;
   bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;
+  std::thread writer_;
+  std::thread reader_thread_;
 };
 
 }  // namespace loyalty::server

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <random>
 #include <set>
@@ -145,6 +146,17 @@ CREATE TABLE referrals(
   credited_ms INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 )sql"},
+    // Members in each store's scope (loyalty.v1.MEMBER_SCOPE_STORE): an event
+    // at the store, or looked up from it. Filled from the events so far.
+    {3, R"sql(
+CREATE TABLE member_stores(
+  store_id  TEXT NOT NULL,
+  member_id TEXT NOT NULL,
+  PRIMARY KEY(store_id, member_id)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO member_stores(store_id, member_id)
+  SELECT DISTINCT substr(event_key, 1, instr(event_key, '/') - 1), member_id FROM events;
+)sql"},
 };
 
 std::string EventKey(const v1::EventId& id) {
@@ -209,8 +221,9 @@ int64_t DayOf(int64_t ms) { return ms >= 0 ? ms / core::kMillisPerDay : -1 - (-m
 
 class SqliteServerStore final : public ServerStore {
  public:
-  SqliteServerStore(std::unique_ptr<Database> db, const SegmentationOptions& options)
-      : db_(std::move(db)), options_(options) {}
+  SqliteServerStore(std::unique_ptr<Database> db, std::string path,
+                    const SegmentationOptions& options)
+      : db_(std::move(db)), path_(std::move(path)), options_(options) {}
 
   Status Init() {
     if (auto s = Migrate(*db_, kMigrations); !s.ok()) return s;
@@ -303,6 +316,11 @@ class SqliteServerStore final : public ServerStore {
     if (auto s = CreditReferrers(fresh, now_ms); !s.ok()) return s.error();
     for (auto& [member_id, member_events] : fresh) {
       if (auto s = ApplyToMember(member_id, member_events, now_ms); !s.ok()) return s.error();
+      if (auto s = Exec("INSERT OR IGNORE INTO member_stores(store_id, member_id) VALUES(?, ?)",
+                        {store_id, member_id});
+          !s.ok()) {
+        return s.error();
+      }
       out.touched_members.push_back(member_id);
     }
     if (auto s = Exec("INSERT INTO stores(store_id, last_seen_ms, events_received, "
@@ -325,7 +343,8 @@ class SqliteServerStore final : public ServerStore {
 
   // ------------------------------------------------------------ downlink --
 
-  Result<v1::ChangesPage> Changes(uint64_t after_version, uint32_t max_changes) override {
+  Result<v1::ChangesPage> Changes(uint64_t after_version, uint32_t max_changes,
+                                  const std::string& scope_store) override {
     if (max_changes == 0 || max_changes > 5000) max_changes = 1000;
     auto latest = LatestVersion();
     if (!latest.ok()) return latest.error();
@@ -334,10 +353,18 @@ class SqliteServerStore final : public ServerStore {
     if (after_version > *latest) after_version = 0;
     auto txn = Transaction::Begin(*db_, Transaction::Mode::kDeferred);
     if (!txn.ok()) return txn.error();
-    auto stmt = db_->Prepare(
-        "SELECT kind, key, version FROM changes WHERE version > ? ORDER BY version LIMIT ?");
+    auto stmt =
+        scope_store.empty()
+            ? db_->Prepare(
+                  "SELECT kind, key, version FROM changes WHERE version > ? ORDER BY version "
+                  "LIMIT ?")
+            : db_->Prepare(
+                  "SELECT kind, key, version FROM changes c WHERE version > ?1 AND (kind <> "
+                  "'member' OR EXISTS (SELECT 1 FROM member_stores m WHERE m.store_id = ?3 "
+                  "AND m.member_id = c.key)) ORDER BY version LIMIT ?2");
     if (!stmt.ok()) return stmt.error();
     (*stmt)->Bind(1, static_cast<int64_t>(after_version)).Bind(2, int64_t{max_changes});
+    if (!scope_store.empty()) (*stmt)->Bind(3, scope_store);
     std::vector<std::tuple<std::string, std::string, uint64_t>> rows;
     for (;;) {
       auto row = (*stmt)->Step();
@@ -372,7 +399,34 @@ class SqliteServerStore final : public ServerStore {
       page.set_cursor(version);
     }
     page.set_has_more(rows.size() == max_changes);
+    // Scoped, the changes after the last one sent may all be out of scope:
+    // the whole feed up to `latest` has been considered.
+    if (!scope_store.empty() && !page.has_more()) page.set_cursor(*latest);
     return page;
+  }
+
+  Result<std::optional<v1::MemberSnapshot>> LookupForStore(const std::string& card_hash,
+                                                           const std::string& store_id) override {
+    std::string member_id;
+    {
+      auto stmt = db_->Prepare("SELECT member_id FROM members WHERE card_hash = ?");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, card_hash);
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (*row) member_id = (*stmt)->ColumnText(0);
+      (*stmt)->Reset();
+    }
+    if (member_id.empty()) return std::optional<v1::MemberSnapshot>();
+    auto ledger = LoadLedger(member_id);
+    if (!ledger.ok()) return ledger.error();
+    if (!*ledger) return std::optional<v1::MemberSnapshot>();
+    if (auto s = Exec("INSERT OR IGNORE INTO member_stores(store_id, member_id) VALUES(?, ?)",
+                      {store_id, member_id});
+        !s.ok()) {
+      return s.error();
+    }
+    return std::optional<v1::MemberSnapshot>((*ledger)->snapshot());
   }
 
   Result<uint64_t> LatestVersion() override {
@@ -609,111 +663,61 @@ class SqliteServerStore final : public ServerStore {
     return {};
   }
 
-  Result<FeatureChunk> ScanFeatures(const std::string& after_member_id, int max_members,
-                                    int64_t now_ms) override {
-    auto txn = Transaction::Begin(*db_, Transaction::Mode::kDeferred);
-    if (!txn.ok()) return txn.error();
-    FeatureChunk chunk;
-    auto latest = LatestVersion();
-    if (!latest.ok()) return latest.error();
-    chunk.scanned_version = *latest;
-    const core::FeatureContext ctx{now_ms, options_.utc_offset_minutes, &cuts_};
-    std::vector<std::pair<std::string, core::FeatureFold>> folds;
-    {
-      auto stmt = db_->Prepare(
-          "SELECT member_id, occurred_ms, kind, amount, party, cats FROM events INDEXED BY "
-          "events_facts WHERE member_id > ? ORDER BY member_id");
-      if (!stmt.ok()) return stmt.error();
-      (*stmt)->Bind(1, after_member_id);
-      bool more = false;
-      for (;;) {
-        auto row = (*stmt)->Step();
-        if (!row.ok()) return row.error();
-        if (!*row) break;
-        const std::string_view id = (*stmt)->ColumnBlob(0);
-        if (folds.empty() || folds.back().first != id) {
-          if (static_cast<int>(folds.size()) == max_members) {
-            more = true;
-            break;
-          }
-          folds.emplace_back(std::string(id), core::FeatureFold(ctx));
-        }
-        folds.back().second.Add((*stmt)->ColumnInt(1),
-                                static_cast<core::FactKind>((*stmt)->ColumnInt(2)),
-                                (*stmt)->ColumnInt(3), (*stmt)->ColumnInt(4),
-                                (*stmt)->ColumnBlob(5));
-      }
-      (*stmt)->Reset();
-      if (more) chunk.last_member_id = folds.back().first;
-    }
-    if (folds.empty()) return chunk;
-    // Head office's records for the members of this chunk, merged by id.
-    std::map<std::string, std::pair<bool, v1::MemberConsent>> profiles;
-    {
-      auto stmt = db_->Prepare(
-          "SELECT member_id, erased, consent, age_band, sex, region FROM member_profiles "
-          "WHERE member_id >= ? AND member_id <= ?");
-      if (!stmt.ok()) return stmt.error();
-      (*stmt)->Bind(1, folds.front().first).Bind(2, folds.back().first);
-      for (;;) {
-        auto row = (*stmt)->Step();
-        if (!row.ok()) return row.error();
-        if (!*row) break;
-        auto& p = profiles[(*stmt)->ColumnText(0)];
-        p.first = (*stmt)->ColumnInt(1) != 0;
-        p.second.set_consent((*stmt)->ColumnInt(2) != 0);
-        p.second.set_age_band((*stmt)->ColumnText(3));
-        p.second.set_sex((*stmt)->ColumnText(4));
-        p.second.set_region((*stmt)->ColumnText(5));
-      }
-    }
-    chunk.features.reserve(folds.size());
-    for (auto& [id, fold] : folds) {
-      auto p = profiles.find(id);
-      if (p != profiles.end() && p->second.first) continue;  // erased
-      chunk.features.push_back(fold.Finish(id, p != profiles.end() ? &p->second.second : nullptr));
-      for (auto& segment : segments_.Evaluate(chunk.features.back())) {
-        chunk.features.back().add_segment_ids(std::move(segment));
-      }
-    }
-    return chunk;
+  Result<std::unique_ptr<ServerReader>> OpenReader() override {
+    return OpenSqliteServerReader(path_, options_);
   }
 
-  Result<int64_t> ApplySegments(std::span<const v1::MemberFeatures> features,
+  Result<int64_t> InstallCutPoints(const v1::CutPoints& cuts, uint64_t scanned_version,
+                                   int64_t now_ms) override {
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    const v1::CutPoints previous = cuts_;
+    auto changed = [&]() -> Result<int64_t> {
+      if (auto s = PutCutPoints(cuts); !s.ok()) return s.error();
+      std::vector<std::string> touched;
+      auto stmt = db_->Prepare(
+          "SELECT key FROM changes WHERE version > ? AND kind = 'member' ORDER BY key");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, static_cast<int64_t>(scanned_version));
+      for (;;) {
+        auto row = (*stmt)->Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        touched.push_back((*stmt)->ColumnText(0));
+      }
+      int64_t n = 0;
+      for (const std::string& member_id : touched) {
+        auto moved = Resegment(member_id, std::nullopt, now_ms);
+        if (!moved.ok()) return moved.error();
+        n += *moved ? 1 : 0;
+      }
+      if (auto s = txn->Commit(); !s.ok()) return s.error();
+      return n;
+    }();
+    if (!changed.ok()) cuts_ = previous;  // rolled back
+    return changed;
+  }
+
+  Result<int64_t> ApplySegments(std::span<const SegmentAssignment> assignments,
                                 uint64_t scanned_version, int64_t now_ms) override {
     auto txn = Transaction::Begin(*db_);
     if (!txn.ok()) return txn.error();
     int64_t changed = 0;
-    for (const v1::MemberFeatures& f : features) {
-      auto version = MemberVersion(f.member_id());
+    for (const SegmentAssignment& a : assignments) {
+      const std::string member_id(a.member_id);
+      auto version = MemberVersion(member_id);
       if (!version.ok()) return version.error();
-      std::optional<v1::MemberFeatures> fresh;
-      if (*version > scanned_version) {  // ingested since the scan: recompute
-        auto computed = ComputeMemberFeatures(f.member_id(), now_ms);
-        if (!computed.ok()) return computed.error();
-        if (!*computed) continue;
-        fresh = std::move(**computed);
-      }
-      const v1::MemberFeatures& use = fresh ? *fresh : f;
-      std::vector<std::string> ids(use.segment_ids().begin(), use.segment_ids().end());
-      auto moved = SyncSegmentRows(f.member_id(), ids, now_ms);
+      std::optional<std::vector<std::string>> ids;  // nullopt: recompute
+      if (*version <= scanned_version) ids.emplace(a.segment_ids.begin(), a.segment_ids.end());
+      auto moved = Resegment(member_id, std::move(ids), now_ms);
       if (!moved.ok()) return moved.error();
-      if (!*moved) continue;
-      auto ledger = LoadLedger(f.member_id());
-      if (!ledger.ok()) return ledger.error();
-      if (!*ledger) continue;
-      if (auto s = FillSnapshotSegments(ids, (*ledger)->mutable_snapshot()); !s.ok()) {
-        return s.error();
-      }
-      auto bumped = Bump("member", f.member_id());
-      if (!bumped.ok()) return bumped.error();
-      (*ledger)->mutable_snapshot()->set_version(*bumped);
-      if (auto s = SaveLedger(**ledger); !s.ok()) return s.error();
-      ++changed;
+      changed += *moved ? 1 : 0;
     }
     if (auto s = txn->Commit(); !s.ok()) return s.error();
     return changed;
   }
+
+  SegmentationStats segmentation_stats() const override { return segmentation_stats_; }
 
   Result<std::optional<v1::MemberFeatures>> FeaturesOf(const std::string& member_id,
                                                       int64_t now_ms) override {
@@ -811,40 +815,6 @@ class SqliteServerStore final : public ServerStore {
     if (!version.ok()) return version.error();
     if (auto s = txn->Commit(); !s.ok()) return s.error();
     return *version;
-  }
-
-  Result<std::map<std::string, std::pair<int64_t, int64_t>>> SegmentMoves(
-      int64_t since_ms) override {
-    auto stmt = db_->Prepare(
-        "SELECT segment_id, sum(entered), sum(1 - entered) FROM segment_moves WHERE at_ms >= ? "
-        "GROUP BY segment_id");
-    if (!stmt.ok()) return stmt.error();
-    (*stmt)->Bind(1, since_ms);
-    std::map<std::string, std::pair<int64_t, int64_t>> out;
-    for (;;) {
-      auto row = (*stmt)->Step();
-      if (!row.ok()) return row.error();
-      if (!*row) break;
-      out[(*stmt)->ColumnText(0)] = {(*stmt)->ColumnInt(1), (*stmt)->ColumnInt(2)};
-    }
-    return out;
-  }
-
-  Result<std::vector<OfferUse>> OfferUses() override {
-    auto stmt = db_->Prepare("SELECT member_id, body FROM events WHERE kind = 2");
-    if (!stmt.ok()) return stmt.error();
-    std::vector<OfferUse> out;
-    for (;;) {
-      auto row = (*stmt)->Step();
-      if (!row.ok()) return row.error();
-      if (!*row) break;
-      auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
-      if (!e.ok()) return e.error();
-      for (const auto& o : e->purchase().offers()) {
-        out.push_back(OfferUse{(*stmt)->ColumnText(0), o.offer_id(), o.discount(), o.points()});
-      }
-    }
-    return out;
   }
 
   Result<std::optional<std::string>> ResolveMemberId(const std::string& key) override {
@@ -1133,7 +1103,15 @@ class SqliteServerStore final : public ServerStore {
   }
 
   // Rows from before migration 2 get their facts columns once.
+  // Once done it is recorded in meta, so a large ledger is not scanned for
+  // kind = -1 (no index serves it) at every start.
   Status BackfillFacts() {
+    auto done = db_->Prepare("SELECT 1 FROM meta WHERE key = 'facts_backfilled'");
+    if (!done.ok()) return done.error();
+    auto found = (*done)->Step();
+    if (!found.ok()) return found.error();
+    (*done)->Reset();
+    if (*found) return {};
     for (;;) {
       std::vector<std::pair<std::string, v1::Event>> rows;
       {
@@ -1148,7 +1126,9 @@ class SqliteServerStore final : public ServerStore {
           rows.emplace_back((*stmt)->ColumnText(0), std::move(*e));
         }
       }
-      if (rows.empty()) return {};
+      if (rows.empty()) {
+        return Exec("INSERT OR IGNORE INTO meta(key, value) VALUES('facts_backfilled', '1')", {});
+      }
       auto txn = Transaction::Begin(*db_);
       if (!txn.ok()) return txn.error();
       for (const auto& [key, e] : rows) {
@@ -1236,14 +1216,14 @@ class SqliteServerStore final : public ServerStore {
     return p;
   }
 
-  // The member's features and segments now, from the facts columns; nullopt
-  // for an erased member.
-  Result<std::optional<v1::MemberFeatures>> ComputeMemberFeatures(const std::string& member_id,
-                                                                  int64_t now_ms) {
-    auto profile = LoadProfile(member_id);
-    if (!profile.ok()) return profile.error();
-    if (profile->erased) return std::optional<v1::MemberFeatures>();
-    core::FeatureFold fold(core::FeatureContext{now_ms, options_.utc_offset_minutes, &cuts_});
+  // Folds the member's facts (one range of the covering index) into `fold`
+  // and loads its profile; false for an erased member.
+  Result<bool> FoldMemberFacts(const std::string& member_id, core::FeatureFold* fold,
+                               Profile* profile) {
+    auto loaded = LoadProfile(member_id);
+    if (!loaded.ok()) return loaded.error();
+    *profile = std::move(*loaded);
+    if (profile->erased) return false;
     auto stmt = db_->Prepare(
         "SELECT occurred_ms, kind, amount, party, cats FROM events INDEXED BY events_facts "
         "WHERE member_id = ?");
@@ -1253,12 +1233,41 @@ class SqliteServerStore final : public ServerStore {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      fold.Add((*stmt)->ColumnInt(0), static_cast<core::FactKind>((*stmt)->ColumnInt(1)),
-               (*stmt)->ColumnInt(2), (*stmt)->ColumnInt(3), (*stmt)->ColumnBlob(4));
+      const auto kind = static_cast<core::FactKind>((*stmt)->ColumnInt(1));
+      fold->Add((*stmt)->ColumnInt(0), kind, (*stmt)->ColumnInt(2), (*stmt)->ColumnInt(3),
+                kind == core::FactKind::kPurchase ? (*stmt)->ColumnBlob(4) : std::string_view());
     }
-    v1::MemberFeatures f = fold.Finish(member_id, &profile->consent);
+    return true;
+  }
+
+  // The member's features and segments now, from the facts columns; nullopt
+  // for an erased member.
+  Result<std::optional<v1::MemberFeatures>> ComputeMemberFeatures(const std::string& member_id,
+                                                                  int64_t now_ms) {
+    core::FeatureFold fold(core::FeatureContext{now_ms, options_.utc_offset_minutes, &cuts_});
+    Profile profile;
+    auto folded = FoldMemberFacts(member_id, &fold, &profile);
+    if (!folded.ok()) return folded.error();
+    if (!*folded) return std::optional<v1::MemberFeatures>();
+    v1::MemberFeatures f = fold.Finish(member_id, &profile.consent);
     for (auto& id : segments_.Evaluate(f)) f.add_segment_ids(std::move(id));
     return std::optional<v1::MemberFeatures>(std::move(f));
+  }
+
+  // The member's segment ids now (definition order); nullopt when erased.
+  // What ComputeMemberFeatures gives, without building the message.
+  Result<std::optional<std::vector<std::string>>> ComputeMemberSegments(
+      const std::string& member_id, int64_t now_ms) {
+    core::FeatureFold& fold = incremental_fold_;  // reused: no allocation per member
+    fold.Reset(core::FeatureContext{now_ms, options_.utc_offset_minutes, &cuts_});
+    Profile profile;
+    auto folded = FoldMemberFacts(member_id, &fold, &profile);
+    if (!folded.ok()) return folded.error();
+    if (!*folded) return std::optional<std::vector<std::string>>();
+    const v1::MemberConsent& c = profile.consent;
+    core::FeatureValues values;
+    fold.Finish(core::Demographics{c.consent(), c.age_band(), c.sex(), c.region()}, &values);
+    return std::optional<std::vector<std::string>>(segments_.Evaluate(values));
   }
 
   // Makes member_segments hold `ids` for the member, recording the moves
@@ -1340,16 +1349,63 @@ class SqliteServerStore final : public ServerStore {
   // Incremental update of one member inside the caller's transaction.
   Status UpdateSegments(const std::string& member_id, int64_t now_ms,
                         const v1::MemberFeatures* precomputed, v1::MemberSnapshot* snap) {
+    const auto started = std::chrono::steady_clock::now();
     std::vector<std::string> ids;
     if (precomputed != nullptr) {
       ids.assign(precomputed->segment_ids().begin(), precomputed->segment_ids().end());
     } else {
-      auto f = ComputeMemberFeatures(member_id, now_ms);
-      if (!f.ok()) return f.error();
-      if (*f) ids.assign((*f)->segment_ids().begin(), (*f)->segment_ids().end());
+      auto computed = ComputeMemberSegments(member_id, now_ms);
+      if (!computed.ok()) return computed.error();
+      if (*computed) ids = std::move(**computed);
     }
-    if (auto s = SyncSegmentRows(member_id, ids, now_ms); !s.ok()) return s.error();
-    return FillSnapshotSegments(ids, snap);
+    // The snapshot holds the member's saved segments (member_segments and
+    // the snapshot change together): when they are still right, as they
+    // mostly are, neither needs touching.
+    const bool same = std::equal(ids.begin(), ids.end(), snap->segment_ids().begin(),
+                                 snap->segment_ids().end());
+    Status filled;
+    if (!same || (std::find(ids.begin(), ids.end(), kChampions) != ids.end() &&
+                  snap->referral_code().empty())) {
+      if (auto s = SyncSegmentRows(member_id, ids, now_ms); !s.ok()) return s.error();
+      filled = FillSnapshotSegments(ids, snap);
+    }
+    ++segmentation_stats_.incremental_members;
+    segmentation_stats_.incremental_ns +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                             started)
+            .count();
+    return filled;
+  }
+
+  // The full pass's write of one member: makes its saved segments, snapshot
+  // and feed hold `ids` (recomputed from its events when nullopt). False
+  // when nothing changed or the member is erased.
+  Result<bool> Resegment(const std::string& member_id, std::optional<std::vector<std::string>> ids,
+                         int64_t now_ms) {
+    if (ids) {
+      auto profile = LoadProfile(member_id);
+      if (!profile.ok()) return profile.error();
+      if (profile->erased) return false;
+    } else {
+      auto computed = ComputeMemberSegments(member_id, now_ms);
+      if (!computed.ok()) return computed.error();
+      if (!*computed) return false;
+      ids = std::move(**computed);
+    }
+    auto moved = SyncSegmentRows(member_id, *ids, now_ms);
+    if (!moved.ok()) return moved.error();
+    if (!*moved) return false;
+    auto ledger = LoadLedger(member_id);  // members are never deleted, only erased
+    if (!ledger.ok()) return ledger.error();
+    if (!*ledger) return MakeError(core::code::kInternal, "segments of an unknown member");
+    if (auto s = FillSnapshotSegments(*ids, (*ledger)->mutable_snapshot()); !s.ok()) {
+      return s.error();
+    }
+    auto bumped = Bump("member", member_id);
+    if (!bumped.ok()) return bumped.error();
+    (*ledger)->mutable_snapshot()->set_version(*bumped);
+    if (auto s = SaveLedger(**ledger); !s.ok()) return s.error();
+    return true;
   }
 
   Result<uint64_t> MemberVersion(const std::string& member_id) {
@@ -1453,11 +1509,14 @@ class SqliteServerStore final : public ServerStore {
   static constexpr const char* kChampions = "rfm-champions";
 
   std::unique_ptr<Database> db_;
+  const std::string path_;
   v1::Programme programme_;
   const SegmentationOptions options_;
   std::vector<v1::SegmentDefinition> segment_defs_;
   core::SegmentSet segments_;
   v1::CutPoints cuts_;
+  core::FeatureFold incremental_fold_{core::FeatureContext{}};
+  SegmentationStats segmentation_stats_;
 };
 
 }  // namespace
@@ -1466,7 +1525,7 @@ Result<std::unique_ptr<ServerStore>> OpenSqliteServerStore(const std::string& pa
                                                             const SegmentationOptions& options) {
   auto db = Database::Open(path, Database::Options{});
   if (!db.ok()) return db.error();
-  auto store = std::make_unique<SqliteServerStore>(std::move(*db), options);
+  auto store = std::make_unique<SqliteServerStore>(std::move(*db), path, options);
   if (auto s = store->Init(); !s.ok()) return s.error();
   return std::unique_ptr<ServerStore>(std::move(store));
 }

@@ -5,12 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <random>
 
 #include "core/member_state.h"
 #include "core/offers.h"
 #include "core/programme.h"
+#include "core/segment_expr.h"
 #include "core/time_util.h"
+#include "server/db_worker.h"
 #include "server/segmentation.h"
 #include "storage/server_store.h"
 #include "tests/server/test_events.h"
@@ -51,8 +55,32 @@ class SegmentationTest : public ::testing::Test {
     EXPECT_TRUE(found.ok() && *found);
     return found.ok() && *found ? (*found)->ledger.snapshot() : v1::MemberSnapshot();
   }
+  // A second connection, as the server's reader thread has.
+  storage::ServerReader& Reader() {
+    if (!reader_) {
+      auto reader = store_->OpenReader();
+      EXPECT_TRUE(reader.ok()) << reader.error().message;
+      reader_ = std::move(*reader);
+    }
+    return *reader_;
+  }
+  // Every member's features and segments as a full recompute sees them now.
+  std::map<std::string, v1::MemberFeatures> FullRecompute(int64_t now) {
+    const core::SegmentSet set(*store_->Segments());
+    std::map<std::string, v1::MemberFeatures> out;
+    storage::MemberScanOptions options;
+    options.now_ms = now;
+    auto s = Reader().ScanMembers(options, [&](const storage::ScannedMember& m) {
+      v1::MemberFeatures f = core::ToProto(m.features, std::string(m.member_id), now, {});
+      for (auto& id : set.Evaluate(m.features)) f.add_segment_ids(std::move(id));
+      out[f.member_id()] = f;
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  }
   ::loyalty::testing::TempDir dir_;
   std::unique_ptr<storage::ServerStore> store_;
+  std::unique_ptr<storage::ServerReader> reader_;
 };
 
 TEST_F(SegmentationTest, VisitsAtTwoStoresMoveFewToSomeAndTheOfferReachesAThirdTerminal) {
@@ -75,7 +103,7 @@ TEST_F(SegmentationTest, VisitsAtTwoStoresMoveFewToSomeAndTheOfferReachesAThirdT
   offer.set_bonus_points(50);
   offer.set_ends_at_ms(now + 7 * core::kMillisPerDay);
   ASSERT_TRUE(ValidatePromotion(*store_, offer, now).ok());
-  auto preview = PreviewPromotion(*store_, offer, now);
+  auto preview = PreviewPromotion(Reader(), offer, now);
   ASSERT_TRUE(preview.ok()) << preview.error().message;
   EXPECT_EQ(preview->reach(), 1);
   EXPECT_GT(preview->estimated_cost(), 0);
@@ -147,7 +175,7 @@ TEST_F(SegmentationTest, PreviewCountsMembersBeforeSaving) {
   d.set_id("visited");
   d.set_name("Visited");
   d.set_expression("visits_since_enrolment >= 1");
-  auto p = PreviewSegment(*store_, d, now);
+  auto p = PreviewSegment(Reader(), d, now);
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ(p->members(), 1);
   EXPECT_EQ(p->total_members(), 2);
@@ -189,25 +217,33 @@ TEST_F(SegmentationTest, IncrementalEqualsFullRecomputeOnRandomHistories) {
     return batch;
   };
   for (int b = 0; b < 5; ++b) Ingest("S1", random_batch(60));
-  FullPass first(NowMs(), 7);
-  ASSERT_TRUE(first.RunAll(*store_).ok());
+  FullPass first(NowMs(), 7, /*scan_threads=*/2);  // ranges read side by side
+  ASSERT_TRUE(first.RunAll(Reader(), *store_).ok());
   EXPECT_EQ(first.members(), kMembers);
+  // The full pass left every member as a full recompute sees them.
+  const int64_t after_pass = NowMs();
+  for (const auto& [id, full] : FullRecompute(after_pass)) {
+    const v1::MemberSnapshot snap = Member(id);
+    EXPECT_EQ(std::vector<std::string>(snap.segment_ids().begin(), snap.segment_ids().end()),
+              std::vector<std::string>(full.segment_ids().begin(), full.segment_ids().end()))
+        << id;
+  }
   for (int b = 0; b < 10; ++b) Ingest("S1", random_batch(30));
 
   const int64_t check = NowMs();
-  auto chunk = store_->ScanFeatures("", 1000, check);
-  ASSERT_TRUE(chunk.ok());
-  ASSERT_EQ(chunk->features.size(), static_cast<size_t>(kMembers));
-  for (const auto& full : chunk->features) {
-    const v1::MemberSnapshot snap = Member(full.member_id());
+  const auto full = FullRecompute(check);
+  ASSERT_EQ(full.size(), static_cast<size_t>(kMembers));
+  for (const auto& [id, f] : full) {
+    const v1::MemberSnapshot snap = Member(id);
     std::vector<std::string> a(snap.segment_ids().begin(), snap.segment_ids().end());
-    std::vector<std::string> b(full.segment_ids().begin(), full.segment_ids().end());
+    std::vector<std::string> b(f.segment_ids().begin(), f.segment_ids().end());
     std::sort(a.begin(), a.end());
     std::sort(b.begin(), b.end());
-    EXPECT_EQ(a, b) << full.member_id();
-    auto one = store_->FeaturesOf(full.member_id(), check);
+    EXPECT_EQ(a, b) << id;
+    auto one = store_->FeaturesOf(id, check);
     ASSERT_TRUE(one.ok() && *one);
-    EXPECT_EQ((*one)->SerializeAsString(), full.SerializeAsString()) << full.member_id();
+    (*one)->clear_top_categories();  // the scan does not list them
+    EXPECT_EQ((*one)->SerializeAsString(), f.SerializeAsString()) << id;
   }
 }
 
@@ -289,7 +325,7 @@ TEST_F(SegmentationTest, KpisCountMembersAndPromotionUses) {
   applied->set_offer_id("o1");
   applied->set_points(5);
   Ingest("S1", {p});
-  auto report = Kpis(*store_, now - core::kMillisPerDay, NowMs());
+  auto report = Kpis(Reader(), now - core::kMillisPerDay, NowMs());
   ASSERT_TRUE(report.ok()) << report.error().message;
   bool seen = false;
   for (const auto& k : report->segments()) {
@@ -306,6 +342,210 @@ TEST_F(SegmentationTest, KpisCountMembersAndPromotionUses) {
   EXPECT_EQ(report->promotions(0).reach(), 1);
   EXPECT_EQ(report->promotions(0).redemptions(), 1);
   EXPECT_EQ(report->promotions(0).points_given(), 5);
+}
+
+
+// A scheduled pass with nothing to move writes nothing; after a definition
+// change it writes exactly the members who move.
+TEST_F(SegmentationTest, FullPassWritesOnlyMembersWhoseSegmentsMoved) {
+  const int64_t now = NowMs();
+  std::vector<v1::Event> batch;
+  uint64_t seq = 0;
+  for (int m = 0; m < 12; ++m) {
+    const std::string id = "p-" + std::to_string(10 + m);
+    batch.push_back(Enrol("S1", ++seq, id, HashOf(m)));
+    for (int v = 0; v < m % 4; ++v) batch.push_back(VisitAt("S1", ++seq, id, now - (v + 1) * 1000));
+  }
+  Ingest("S1", batch);
+  FullPass first(NowMs());
+  ASSERT_TRUE(first.RunAll(Reader(), *store_).ok());
+  EXPECT_EQ(first.members(), 12);
+
+  const uint64_t version = *store_->LatestVersion();
+  FullPass again(NowMs());
+  ASSERT_TRUE(again.RunAll(Reader(), *store_).ok());
+  EXPECT_EQ(again.members(), 12);
+  EXPECT_EQ(again.changed(), 0);
+  EXPECT_EQ(*store_->LatestVersion(), version);  // no snapshot rewritten, nothing in the feed
+
+  v1::SegmentDefinition regulars;
+  regulars.set_id("two-plus");
+  regulars.set_name("Two or more visits");
+  regulars.set_expression("visits_since_enrolment >= 2");
+  ASSERT_TRUE(store_->PutSegment(regulars).ok());
+  FullPass after_change(NowMs());
+  ASSERT_TRUE(after_change.RunAll(Reader(), *store_).ok());
+  EXPECT_EQ(after_change.changed(), 6);  // m % 4 in {2, 3}
+  auto page = store_->Changes(version, 1000);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->changes_size(), 6);
+  for (const auto& c : page->changes()) {
+    EXPECT_TRUE(Has(c.member(), "two-plus")) << c.member().member_id();
+  }
+}
+
+// Ingest does not wait for a full pass: a store's batch is applied and
+// acknowledged while the pass's scan is known to be half-way through the
+// members (it waits in its progress callback), and the pass then leaves
+// every member, the one ingested mid-scan included, as a full recompute.
+TEST_F(SegmentationTest, IngestProceedsWhileAFullPassIsScanning) {
+  const int64_t now = NowMs();
+  std::vector<v1::Event> batch;
+  uint64_t seq = 0;
+  for (int m = 0; m < 20; ++m) {
+    const std::string id = "p-" + std::to_string(10 + m);
+    batch.push_back(Enrol("S1", ++seq, id, HashOf(m)));
+    batch.push_back(VisitAt("S1", ++seq, id, now - 2 * core::kMillisPerDay));
+  }
+  Ingest("S1", batch);
+  reader_.reset();
+  DbWorker db(std::move(store_));
+
+  FullPass pass(NowMs(), 3, /*scan_threads=*/1);
+  std::promise<void> midway, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<core::Status> scanned;
+  ASSERT_TRUE(db.PostRead([&](storage::ServerReader& reader) {
+    scanned.set_value(pass.Scan(reader, [&](int64_t members) {
+      if (members != 10) return;
+      midway.set_value();
+      released.wait();
+    }));
+  }));
+  midway.get_future().wait();
+
+  // p-12 was scanned already, p-25 not yet: both become regulars now.
+  std::vector<v1::Event> upload;
+  for (const char* id : {"p-12", "p-25"}) {
+    for (int v = 0; v < 12; ++v) upload.push_back(VisitAt("S2", ++seq, id, now - v * 1000));
+  }
+  std::promise<core::Result<storage::IngestOutcome>> acked;
+  ASSERT_TRUE(db.Post([&](storage::ServerStore& store) {
+    acked.set_value(store.Ingest("S2", upload, NowMs()));
+  }));
+  auto acked_future = acked.get_future();
+  // A guard against a deadlock, not a timing assertion: if ingest waited
+  // for the scan, it would never finish, as the scan waits for this test.
+  ASSERT_EQ(acked_future.wait_for(std::chrono::minutes(2)), std::future_status::ready)
+      << "ingest waited for the full pass";
+  auto outcome = acked_future.get();
+  ASSERT_TRUE(outcome.ok()) << outcome.error().message;
+  EXPECT_EQ(outcome->acknowledged.size(), upload.size());
+  auto scan_done = scanned.get_future();
+  EXPECT_EQ(scan_done.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "the scan should still be half-way";
+
+  release.set_value();
+  ASSERT_TRUE(scan_done.get().ok());
+  std::promise<core::Status> applied;
+  ASSERT_TRUE(db.Post([&](storage::ServerStore& store) {
+    for (;;) {
+      auto done = pass.ApplyStep(store);
+      if (!done.ok()) return applied.set_value(done.error());
+      if (*done) return applied.set_value({});
+    }
+  }));
+  ASSERT_TRUE(applied.get_future().get().ok());
+  db.Stop();
+
+  auto reopened = storage::OpenSqliteServerStore(dir_.file("server.db"));
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  store_ = std::move(*reopened);
+  EXPECT_TRUE(Has(Member("p-12"), "many-visits"));
+  EXPECT_TRUE(Has(Member("p-25"), "many-visits"));
+  for (const auto& [id, full] : FullRecompute(NowMs())) {
+    const v1::MemberSnapshot snap = Member(id);
+    EXPECT_EQ(std::vector<std::string>(snap.segment_ids().begin(), snap.segment_ids().end()),
+              std::vector<std::string>(full.segment_ids().begin(), full.segment_ids().end()))
+        << id;
+  }
+}
+
+// A member erased after the scan read it does not get segments back.
+TEST_F(SegmentationTest, MemberErasedDuringAFullPassStaysErased) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Enrol("S1", 2, "p-2", HashOf(2))});
+  v1::SegmentDefinition everyone;
+  everyone.set_id("everyone");
+  everyone.set_name("Everyone");
+  everyone.set_expression("true");
+  ASSERT_TRUE(store_->PutSegment(everyone).ok());
+  FullPass pass(NowMs());
+  ASSERT_TRUE(pass.Scan(Reader()).ok());
+  ASSERT_TRUE(store_->EraseMember("p-1").ok());
+  for (;;) {
+    auto done = pass.ApplyStep(*store_);
+    ASSERT_TRUE(done.ok()) << done.error().message;
+    if (*done) break;
+  }
+  EXPECT_TRUE(Member("p-1").segment_ids().empty());
+  EXPECT_TRUE(Has(Member("p-2"), "everyone"));
+  auto page = store_->Changes(0, 1000);
+  ASSERT_TRUE(page.ok());
+  for (const auto& c : page->changes()) {
+    EXPECT_FALSE(c.has_member() && c.member().member_id() == "p-1");
+  }
+}
+
+TEST(SplitMemberRangeTest, CutsBetweenTheBoundsInOrder) {
+  const auto cuts = SplitMemberRange("p-0000000000", "p-ffffffffff", 8);
+  ASSERT_FALSE(cuts.empty());
+  std::string previous = "p-0000000000";
+  for (const auto& c : cuts) {
+    EXPECT_GT(c, previous);
+    EXPECT_LE(c, "p-ffffffffff");
+    previous = c;
+  }
+  EXPECT_TRUE(SplitMemberRange("p-1", "p-1", 8).empty());
+  EXPECT_TRUE(SplitMemberRange("a", "b", 1).empty());
+}
+
+// Reach follows the promotion's whole targeting: segments, tiers and stores.
+TEST_F(SegmentationTest, PromotionPreviewReachRespectsTiersAndStores) {
+  const int64_t now = NowMs();
+  // p-silver spends into Silver at S1; p-member visits S2 only; p-both
+  // visits S1 and S2 and stays a Member.
+  Ingest("S1", {Enrol("S1", 1, "p-silver", HashOf(1)), Enrol("S1", 2, "p-member", HashOf(2)),
+                Enrol("S1", 3, "p-both", HashOf(3)), VisitAt("S1", 4, "p-silver", now - 1000),
+                Purchase("S1", 5, "p-silver", 300), VisitAt("S1", 6, "p-both", now - 1000)});
+  Ingest("S2", {VisitAt("S2", 1, "p-member", now - 1000), VisitAt("S2", 2, "p-both", now - 900)});
+  ASSERT_EQ(Member("p-silver").tier(), "Silver");
+  ASSERT_EQ(Member("p-member").tier(), "Member");
+
+  auto reach = [&](const v1::Offer& offer) {
+    auto p = PreviewPromotion(Reader(), offer, now);
+    EXPECT_TRUE(p.ok()) << p.error().message;
+    return p.ok() ? p->reach() : -1;
+  };
+  v1::Offer offer;
+  offer.set_id("silver-bonus");
+  offer.set_bonus_points(10);
+  EXPECT_EQ(reach(offer), 3);
+  offer.add_tiers("Silver");
+  EXPECT_EQ(reach(offer), 1);
+  offer.add_tiers("Gold");
+  EXPECT_EQ(reach(offer), 1);
+  offer.clear_tiers();
+  offer.add_store_ids("S2");
+  EXPECT_EQ(reach(offer), 2);  // p-member and p-both visited S2
+  offer.add_tiers("Member");
+  EXPECT_EQ(reach(offer), 2);
+  offer.add_segment_ids("few-visits");
+  EXPECT_EQ(reach(offer), 2);
+  offer.clear_store_ids();
+  offer.add_store_ids("S3");
+  EXPECT_EQ(reach(offer), 0);
+
+  // KPIs count a promotion's reach the same way.
+  v1::Offer s2_only;
+  s2_only.set_id("s2-only");
+  s2_only.set_bonus_points(5);
+  s2_only.add_store_ids("S2");
+  s2_only.add_tiers("Member");
+  ASSERT_TRUE(store_->PutOffer(s2_only).ok());
+  auto report = Kpis(Reader(), now - core::kMillisPerDay, NowMs());
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  ASSERT_EQ(report->promotions_size(), 1);
+  EXPECT_EQ(report->promotions(0).reach(), 2);
 }
 
 }  // namespace

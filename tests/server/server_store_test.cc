@@ -146,6 +146,60 @@ TEST_F(ServerStoreTest, ChangeFeedVersionsIncreaseAndPage) {
   EXPECT_EQ(none->cursor(), 6u);
 }
 
+// MEMBER_SCOPE_STORE: a store's feed carries its own members and the ones
+// it looked up; offers go to every store; a looked-up member's later changes
+// follow it.
+TEST_F(ServerStoreTest, StoreScopedFeedCarriesOnlyTheStoresMembersAndLookedUpOnes) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Enrol("S1", 2, "p-2", HashOf(2))});
+  Ingest("S2", {Enrol("S2", 1, "p-3", HashOf(3))});
+  v1::Offer offer;
+  offer.set_id("o-1");
+  offer.set_name("Everyone");
+  offer.set_bonus_points(10);
+  ASSERT_TRUE(store_->PutOffer(offer).ok());
+
+  auto members_in = [](const v1::ChangesPage& page) {
+    std::vector<std::string> ids;
+    for (const auto& c : page.changes()) {
+      if (c.has_member()) ids.push_back(c.member().member_id());
+    }
+    return ids;
+  };
+  auto page = store_->Changes(0, 100, "S2");
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  EXPECT_EQ(members_in(*page), std::vector<std::string>{"p-3"});
+  ASSERT_EQ(page->changes_size(), 2);
+  EXPECT_EQ(page->changes(1).offer().id(), "o-1");
+  EXPECT_EQ(page->cursor(), *store_->LatestVersion());
+  EXPECT_FALSE(page->has_more());
+  // Unscoped, everyone.
+  auto all = store_->Changes(0, 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(members_in(*all), (std::vector<std::string>{"p-1", "p-2", "p-3"}));
+
+  // Past the last in-scope change, the cursor still reaches the feed's end.
+  Ingest("S1", {Purchase("S1", 3, "p-2", 10)});
+  auto quiet = store_->Changes(page->cursor(), 100, "S2");
+  ASSERT_TRUE(quiet.ok());
+  EXPECT_EQ(quiet->changes_size(), 0);
+  EXPECT_GT(quiet->cursor(), page->cursor());
+  EXPECT_EQ(quiet->cursor(), *store_->LatestVersion());
+
+  auto found = store_->LookupForStore(HashOf(1), "S2");
+  ASSERT_TRUE(found.ok()) << found.error().message;
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->member_id(), "p-1");
+  auto missing = store_->LookupForStore(HashOf(99), "S2");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+
+  Ingest("S1", {Purchase("S1", 4, "p-1", 25), Purchase("S1", 5, "p-2", 5)});
+  auto later = store_->Changes(quiet->cursor(), 100, "S2");
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(members_in(*later), std::vector<std::string>{"p-1"});
+  EXPECT_EQ(later->changes(0).member().points_balance(), 25);
+}
+
 TEST_F(ServerStoreTest, CursorAheadOfTheFeedGetsAFullSnapshot) {
   Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Enrol("S1", 2, "p-2", HashOf(2))});
   auto page = store_->Changes(1000, 0);
