@@ -74,7 +74,13 @@ po::options_description Options() {
       ("server-name", po::value<std::string>(),
        "name the server certificate must carry (default: the HOST of --server)")  //
       ("sync-interval-ms", po::value<int64_t>(),
-       "sync round interval while online, in ms (default 5000)");
+       "sync round interval while online, in ms (default 5000)")  //
+      ("member-scope", po::value<std::string>(),
+       "members this terminal replicates: all (default) or store (only members seen at this "
+       "store; others are looked up on the server while online)")  //
+      ("lookup-timeout-ms", po::value<int64_t>(),
+       "with --member-scope store: how long to wait for the server's answer, in ms (default "
+       "1500)");
   return d;
 }
 
@@ -346,6 +352,21 @@ core::Result<AgentConfig> ParseAgentConfig(const std::vector<std::string>& argv)
       return ConfigError("--sync-interval-ms: must be within 100..3600000");
     }
     c.sync_interval_ms = ms;
+  }
+  if (vm.count("member-scope")) {
+    const std::string scope = vm["member-scope"].as<std::string>();
+    if (scope == "all") {
+      c.member_scope_store = false;
+    } else if (scope == "store") {
+      c.member_scope_store = true;
+    } else {
+      return ConfigError("--member-scope: '" + scope + "' is neither all nor store");
+    }
+  }
+  if (vm.count("lookup-timeout-ms")) {
+    const int64_t ms = vm["lookup-timeout-ms"].as<int64_t>();
+    if (ms < 10 || ms > 60 * 1000) return ConfigError("--lookup-timeout-ms: must be within 10..60000");
+    c.lookup_timeout_ms = ms;
   }
   return c;
 }

@@ -53,6 +53,9 @@ struct AgentConfig {
   std::string tls_dir;      // certificate bundle directory; required with server
   std::string server_name;  // empty: the HOST of `server`
   int64_t sync_interval_ms = 5000;
+  // Replicate only this store's members and look the others up online.
+  bool member_scope_store = false;
+  int64_t lookup_timeout_ms = 1500;
 
   // Set when --help was asked for; the caller prints Usage() and exits 0.
   bool help = false;

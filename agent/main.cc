@@ -27,6 +27,7 @@
 #include "core/card.h"
 #include "pki/bundle.h"
 #include "storage/agent_store.h"
+#include "agent/online_lookup.h"
 #include "sync/agent_sync.h"
 
 namespace loyalty::agent {
@@ -126,6 +127,8 @@ core::Result<std::unique_ptr<sync::AgentSync>> StartSync(const AgentConfig& conf
   o.db_path = (std::filesystem::path(options.data_dir) / "agent.db").string();
   o.tls_dir = config.tls_dir;
   o.interval = std::chrono::milliseconds(config.sync_interval_ms);
+  o.member_scope =
+      config.member_scope_store ? loyalty::v1::MEMBER_SCOPE_STORE : loyalty::v1::MEMBER_SCOPE_ALL;
   sync::AgentSyncHost host;
   host.write = [service](std::function<core::Status(storage::AgentStore&)> write) {
     std::promise<core::Status> promise;
@@ -201,6 +204,7 @@ int Run(int argc, char** argv) {
   if (config->demo) demo = SeedDemo(*service);
 
   std::unique_ptr<sync::AgentSync> sync_client;
+  std::unique_ptr<CheckoutService> owned_inner;  // wrapped by an OnlineLookupService
   if (!config->server.empty()) {
     auto started = StartSync(*config, *options, service.get());
     if (!started) {
@@ -210,6 +214,19 @@ int Run(int argc, char** argv) {
       return kConfigErrorExitCode;
     }
     sync_client = std::move(*started);
+  }
+
+  // A terminal replicating only its store's members asks the server for the
+  // others; the decorator owns that, the rest of the agent is unchanged.
+  if (sync_client && config->member_scope_store) {
+    sync::AgentSync* client = sync_client.get();
+    const auto timeout = std::chrono::milliseconds(config->lookup_timeout_ms);
+    CheckoutService* inner = service.release();
+    owned_inner.reset(inner);
+    service = std::make_unique<OnlineLookupService>(
+        inner, options->card_hash_key,
+        [client, timeout](const std::string& hash) { return client->LookupMember(hash, timeout); });
+    spdlog::info("member scope: this store's members; others are looked up on the server");
   }
 
   Metrics metrics(Api::RouteNames());

@@ -44,6 +44,10 @@ std::string ServerMetrics::Render() const {
   metric("loyalty_frames_sent_total", "counter", "Sync frames sent to agents.", load(frames_out_));
   metric("loyalty_pushes_sent_total", "counter", "Push notifications sent to agents.",
          load(pushes_));
+  metric("loyalty_member_lookups_found_total", "counter",
+         "Online member lookups from terminals that found the member.", load(lookups_found_));
+  metric("loyalty_member_lookups_missed_total", "counter",
+         "Online member lookups from terminals for an unknown card.", load(lookups_missed_));
   metric("loyalty_ingested_events_total", "counter",
          "Uploaded events acknowledged (applied now or before).", load(events_acked_));
   metric("loyalty_rejected_events_total", "counter", "Uploaded events rejected for good.",

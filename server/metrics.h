@@ -19,6 +19,9 @@ class ServerMetrics {
   void FrameReceived() { frames_in_.fetch_add(1, std::memory_order_relaxed); }
   void FrameSent() { frames_out_.fetch_add(1, std::memory_order_relaxed); }
   void PushSent() { pushes_.fetch_add(1, std::memory_order_relaxed); }
+  void MemberLookup(bool found) {
+    (found ? lookups_found_ : lookups_missed_).fetch_add(1, std::memory_order_relaxed);
+  }
   // One ingest transaction: events applied or re-acknowledged, events
   // rejected, and how long the database call took.
   void BatchIngested(int64_t acknowledged, int64_t rejected, double seconds);
@@ -39,6 +42,8 @@ class ServerMetrics {
   std::atomic<uint64_t> frames_in_{0};
   std::atomic<uint64_t> frames_out_{0};
   std::atomic<uint64_t> pushes_{0};
+  std::atomic<uint64_t> lookups_found_{0};
+  std::atomic<uint64_t> lookups_missed_{0};
   std::atomic<uint64_t> events_acked_{0};
   std::atomic<uint64_t> events_rejected_{0};
   std::atomic<uint64_t> batches_{0};

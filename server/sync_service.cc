@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <vector>
 
@@ -21,6 +22,13 @@ int64_t NowMs() {
 std::string Describe(const v1::EventId& id) {
   return id.store_id() + "/" + id.terminal_id() + "/" + std::to_string(id.epoch()) + "/" +
          std::to_string(id.seq());
+}
+
+// A keyed card hash as terminals send it: 64 lowercase hex digits.
+bool IsCardHash(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
 }
 
 }  // namespace
@@ -107,13 +115,15 @@ void SyncService::OnFrame(const sync::ConnectionPtr& connection, v1::Frame frame
       return HandleUpload(connection, correlation_id, std::move(*frame.mutable_upload_batch()));
     case v1::Frame::kChangesRequest:
       return HandleChanges(connection, correlation_id, frame.changes_request());
+    case v1::Frame::kMemberLookup:
+      return HandleLookup(connection, correlation_id, frame.member_lookup());
     default:
       spdlog::warn("store {}: unexpected frame (field {}) ignored", connection->peer().id,
                    static_cast<int>(frame.message_case()));
       return SendError(connection, correlation_id,
                        core::MakeError("unexpected_frame",
-                                       "the server accepts only UploadBatch and ChangesRequest "
-                                       "after the Hello"));
+                                       "the server accepts only UploadBatch, ChangesRequest and "
+                                       "MemberLookup after the Hello"));
   }
 }
 
@@ -177,10 +187,14 @@ void SyncService::HandleChanges(const sync::ConnectionPtr& connection, uint64_t 
   auto self = shared_from_this();
   const uint64_t after = request.after_version();
   const uint32_t max = request.max_changes();
-  auto job = [self, weak, correlation_id, after, max](storage::ServerStore& store) {
+  // The scope is the store of the certificate, never one named in a message.
+  std::string scope;
+  if (request.member_scope() == v1::MEMBER_SCOPE_STORE) scope = connection->peer().id;
+  auto job = [self, weak, correlation_id, after, max,
+              scope = std::move(scope)](storage::ServerStore& store) {
     auto conn = weak.lock();
     if (!conn) return;  // nobody to answer
-    auto page = store.Changes(after, max);
+    auto page = store.Changes(after, max, scope);
     if (!page) {
       spdlog::error("store {}: changes after {} failed: {} ({})", conn->peer().id, after,
                     page.error().message, page.error().code);
@@ -189,6 +203,41 @@ void SyncService::HandleChanges(const sync::ConnectionPtr& connection, uint64_t 
     v1::Frame answer;
     answer.set_correlation_id(correlation_id);
     *answer.mutable_changes_page() = std::move(*page);
+    self->Send(conn, std::move(answer));
+  };
+  if (!db_.Post(std::move(job))) {
+    SendError(connection, correlation_id,
+              core::MakeError(core::code::kUnavailable, "the server is busy; retry later"));
+  }
+}
+
+void SyncService::HandleLookup(const sync::ConnectionPtr& connection, uint64_t correlation_id,
+                               const v1::MemberLookup& request) {
+  if (!IsCardHash(request.card_hash())) {
+    return SendError(connection, correlation_id,
+                     core::MakeError(core::code::kInvalidRequest,
+                                     "MemberLookup.card_hash is not a keyed card hash"));
+  }
+  std::weak_ptr<sync::Connection> weak = connection;
+  auto self = shared_from_this();
+  const std::string store_id = connection->peer().id;
+  auto job = [self, weak, correlation_id, store_id,
+              card_hash = request.card_hash()](storage::ServerStore& store) {
+    auto found = store.LookupForStore(card_hash, store_id);
+    auto conn = weak.lock();
+    if (!found) {
+      spdlog::error("store {}: member lookup failed: {} ({})", store_id, found.error().message,
+                    found.error().code);
+      if (conn) self->SendError(conn, correlation_id, found.error());
+      return;
+    }
+    self->metrics_.MemberLookup(found->has_value());
+    if (!conn) return;
+    v1::Frame answer;
+    answer.set_correlation_id(correlation_id);
+    v1::MemberLookupResult* result = answer.mutable_member_lookup_result();
+    result->set_found(found->has_value());
+    if (*found) *result->mutable_member() = std::move(**found);
     self->Send(conn, std::move(answer));
   };
   if (!db_.Post(std::move(job))) {

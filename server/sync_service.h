@@ -77,6 +77,8 @@ class SyncService : public std::enable_shared_from_this<SyncService> {
                     v1::UploadBatch batch);
   void HandleChanges(const sync::ConnectionPtr& connection, uint64_t correlation_id,
                      const v1::ChangesRequest& request);
+  void HandleLookup(const sync::ConnectionPtr& connection, uint64_t correlation_id,
+                    const v1::MemberLookup& request);
   void Send(const sync::ConnectionPtr& connection, v1::Frame frame);
   void SendError(const sync::ConnectionPtr& connection, uint64_t correlation_id,
                  const core::Error& error);

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -61,6 +62,10 @@ struct AgentSync::State {
   bool conn_closed = true;
   core::Error close_reason;
   std::deque<v1::Frame> inbox;
+  // LookupMember calls waiting for their answer, by correlation id; their
+  // ids come from a range the sync thread's never reaches.
+  std::map<uint64_t, std::optional<v1::Frame>> lookups;
+  uint64_t next_lookup = uint64_t{1} << 62;
   bool trigger = false;        // a commit or the interval asks for a round
   bool pushed = false;         // the server announced new changes
   uint64_t requested_gen = 0;  // SyncNow calls so far
@@ -169,7 +174,10 @@ struct AgentSync::State {
     callbacks.on_frame = [this, gen](const ConnectionPtr&, v1::Frame frame) {
       std::lock_guard lock(mutex);
       if (gen != conn_gen) return;
-      if (frame.has_push()) {
+      if (auto it = lookups.find(frame.correlation_id());
+          it != lookups.end() && frame.correlation_id() != 0) {
+        it->second = std::move(frame);
+      } else if (frame.has_push()) {
         pushed = true;
       } else {
         inbox.push_back(std::move(frame));
@@ -320,13 +328,36 @@ struct AgentSync::State {
     }
   }
 
+  // Records the member scope the cursor was reached with. A terminal whose
+  // scope widens to ALL has skipped other stores' members so far: it starts
+  // again from a full snapshot.
+  core::Status CheckScope() {
+    const std::string want = v1::MemberScope_Name(options.member_scope);
+    auto stored = reader->GetMeta(kScopeKey);
+    if (!stored.ok()) return stored.error();
+    if (*stored && **stored == want) return {};
+    const bool widened = *stored && options.member_scope == v1::MEMBER_SCOPE_ALL;
+    auto done = Write<bool>([&](storage::AgentStore& store) -> Result<bool> {
+      if (widened) {
+        if (auto s = store.PutMeta(kCursorKey, "0"); !s.ok()) return s.error();
+      }
+      if (auto s = store.PutMeta(kScopeKey, want); !s.ok()) return s.error();
+      return true;
+    });
+    if (!done.ok()) return done.error();
+    if (widened) spdlog::info("sync: member scope widened to all members; downloading a full snapshot");
+    return {};
+  }
+
   core::Status Download() {
+    if (auto s = CheckScope(); !s.ok()) return s;
     auto cursor = LoadCursor(*reader);
     if (!cursor.ok()) return cursor.error();
     for (;;) {
       v1::Frame frame;
       frame.mutable_changes_request()->set_after_version(*cursor);
       frame.mutable_changes_request()->set_max_changes(options.page_changes);
+      frame.mutable_changes_request()->set_member_scope(options.member_scope);
       auto reply = Call(std::move(frame));
       if (!reply.ok()) return reply.error();
       if (!reply->has_changes_page()) {
@@ -446,6 +477,60 @@ Result<SyncStatus> AgentSync::SyncNow(std::chrono::milliseconds timeout) {
 }
 
 SyncStatus AgentSync::Status() { return state_->Snapshot(); }
+
+Result<std::optional<v1::MemberSnapshot>> AgentSync::LookupMember(
+    const std::string& card_hash, std::chrono::milliseconds timeout) {
+  State& s = *state_;
+  v1::Frame request;
+  request.mutable_member_lookup()->set_card_hash(card_hash);
+  ConnectionPtr c;
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.stopping || !s.conn || !s.conn_open || s.conn_closed) {
+      return MakeError(code::kOffline, "not connected to " + s.server);
+    }
+    c = s.conn;
+    id = s.next_lookup++;
+    s.lookups.emplace(id, std::nullopt);
+  }
+  request.set_correlation_id(id);
+  c->Send(std::move(request));
+  std::optional<v1::Frame> reply;
+  {
+    std::unique_lock lock(s.mutex);
+    s.changed.wait_for(lock, timeout, [&] {
+      return s.stopping || s.lookups[id].has_value() || s.conn != c || s.conn_closed;
+    });
+    reply = std::move(s.lookups[id]);
+    s.lookups.erase(id);
+  }
+  if (!reply) {
+    std::lock_guard lock(s.mutex);
+    if (s.stopping) return MakeError(code::kStopped, "the sync client is stopping");
+    if (s.conn != c || s.conn_closed) {
+      return MakeError(code::kOffline, "the connection to " + s.server + " closed");
+    }
+    return MakeError(code::kTimeout, "the server did not answer the member lookup within " +
+                                         std::to_string(timeout.count()) + " ms");
+  }
+  if (reply->has_error()) {
+    return MakeError(reply->error().code(), "server: " + reply->error().message());
+  }
+  if (!reply->has_member_lookup_result()) {
+    return MakeError(code::kProtocolError, "the server answered a member lookup with something else");
+  }
+  const v1::MemberLookupResult& result = reply->member_lookup_result();
+  if (!result.found()) return std::optional<v1::MemberSnapshot>();
+  if (result.member().card_hash() != card_hash) {
+    return MakeError(code::kProtocolError, "the server answered a lookup with another card's member");
+  }
+  auto installed = s.Write<bool>([&](storage::AgentStore& store) {
+    return ApplyLookedUpMember(store, result.member());
+  });
+  if (!installed.ok()) return installed.error();
+  return std::optional<v1::MemberSnapshot>(result.member());
+}
 
 void AgentSync::Stop() {
   State& s = *state_;

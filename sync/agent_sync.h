@@ -49,6 +49,7 @@ inline constexpr const char* kCertificateExpired = "certificate_expired";
 inline constexpr const char* kBadBundle = "bad_bundle";
 inline constexpr const char* kProtocolError = "protocol_error";
 inline constexpr const char* kStopped = "stopped";
+inline constexpr const char* kOffline = "offline";
 }  // namespace code
 
 struct AgentSyncOptions {
@@ -65,6 +66,9 @@ struct AgentSyncOptions {
   int batch_events = 500;             // events per UploadBatch, at most
   std::size_t batch_bytes = 1 << 20;  // and about this many bytes
   std::uint32_t page_changes = 500;   // changes per ChangesPage asked for
+  // Which member snapshots this terminal replicates. Widening the scope back
+  // to ALL restarts the download from a full snapshot.
+  loyalty::v1::MemberScope member_scope = loyalty::v1::MEMBER_SCOPE_ALL;
   ConnectionOptions connection;
 };
 
@@ -109,6 +113,15 @@ class AgentSync {
   core::Result<SyncStatus> SyncNow(std::chrono::milliseconds timeout);
 
   SyncStatus Status();
+
+  // Asks the server, over the open connection, for the member holding
+  // `card_hash` (a card this terminal does not replicate) and installs the
+  // snapshot locally through AgentSyncHost::write before returning it.
+  // nullopt: the server knows no such card. Fails at once with
+  // code::kOffline when no connection is open, and with kTimeout after
+  // `timeout`. Does not wait for a sync round; any thread.
+  core::Result<std::optional<loyalty::v1::MemberSnapshot>> LookupMember(
+      const std::string& card_hash, std::chrono::milliseconds timeout);
 
   // Closes the connection and joins the threads; a round in progress stops
   // at its next step. Idempotent.

@@ -121,6 +121,17 @@ Result<AckOutcome> ApplyUploadAck(storage::AgentStore& store,
   return out;
 }
 
+Result<bool> ApplyLookedUpMember(storage::AgentStore& store, const v1::MemberSnapshot& snapshot) {
+  auto stored = store.FindMemberByCardHash(snapshot.card_hash());
+  if (!stored.ok()) return stored.error();
+  if (*stored && (*stored)->snapshot && (*stored)->snapshot->version() >= snapshot.version()) {
+    return false;
+  }
+  PageOutcome ignored;
+  if (auto s = ApplyMember(store, snapshot, &ignored); !s.ok()) return s.error();
+  return ignored.members > 0;
+}
+
 Result<PageOutcome> ApplyChangesPage(storage::AgentStore& store, const v1::ChangesPage& page) {
   PageOutcome out;
   for (const v1::Change& change : page.changes()) {

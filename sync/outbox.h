@@ -21,6 +21,8 @@ namespace loyalty::sync {
 
 // Meta key of the downlink cursor (the last change-feed version applied).
 inline constexpr const char* kCursorKey = "sync_cursor";
+// The member scope (loyalty.v1.MemberScope name) the cursor was reached with.
+inline constexpr const char* kScopeKey = "sync_member_scope";
 // The rejection code meaning "this store/terminal/epoch/seq is taken by
 // another event": the terminal was restored or reinstalled.
 inline constexpr const char* kSequenceReused = "sequence_reused";
@@ -56,6 +58,12 @@ struct PageOutcome {
 // new cursor.
 core::Result<PageOutcome> ApplyChangesPage(storage::AgentStore& store,
                                            const loyalty::v1::ChangesPage& page);
+
+// Installs one member snapshot from a MemberLookup answer, outside any page:
+// the cursor stays. A snapshot older than the one stored is ignored (a page
+// applied meanwhile may have brought a newer one). True if installed.
+core::Result<bool> ApplyLookedUpMember(storage::AgentStore& store,
+                                       const loyalty::v1::MemberSnapshot& snapshot);
 
 // The stored cursor (0 before the first page).
 core::Result<uint64_t> LoadCursor(storage::AgentStore& store);
