@@ -63,7 +63,7 @@ struct AgentSyncOptions {
   std::chrono::milliseconds request_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{std::chrono::seconds(30)};
-  int batch_events = 500;             // events per UploadBatch, at most
+  int batch_events = 2000;            // events per UploadBatch, at most
   std::size_t batch_bytes = 1 << 20;  // and about this many bytes
   std::uint32_t page_changes = 500;   // changes per ChangesPage asked for
   // Which member snapshots this terminal replicates. Widening the scope back

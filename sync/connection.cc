@@ -55,6 +55,7 @@ ConnectionPtr Connection::Accepted(tcp::socket socket, std::shared_ptr<net::ssl:
   conn->server_version_ = std::move(server_version);
   boost::system::error_code ec;
   conn->remote_ = beast::get_lowest_layer(conn->stream_).socket().remote_endpoint(ec);
+  conn->DisableNagle();
   return conn;
 }
 
@@ -117,8 +118,16 @@ void Connection::OnConnect(beast::error_code ec, const tcp::endpoint& endpoint) 
   }
   if (ec) return Fail(core::MakeError(code::kConnectFailed, "connect: " + ec.message()));
   remote_ = endpoint;
+  DisableNagle();
   if (auto s = SetExpectedHost(stream_.native_handle(), server_name_); !s) return Fail(s.error());
   DoHandshake();
+}
+
+// Frames are request/answer: a small frame held back by Nagle's algorithm
+// until the peer's delayed ACK (40 ms on Linux) would stall every round trip.
+void Connection::DisableNagle() {
+  boost::system::error_code ec;
+  beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true), ec);
 }
 
 void Connection::DoHandshake() {

@@ -101,6 +101,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DoResolve(const std::string& host, std::uint16_t port);
   void OnResolve(boost::beast::error_code ec, boost::asio::ip::tcp::resolver::results_type r);
   void OnConnect(boost::beast::error_code ec, const boost::asio::ip::tcp::endpoint& endpoint);
+  void DisableNagle();
   void DoHandshake();
   void OnHandshake(boost::beast::error_code ec);
   void DoRead();
