@@ -4,6 +4,7 @@
 // accepting, closes agent connections, drains the database queue and exits.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -70,6 +71,21 @@ core::Result<std::optional<std::string>> LoadCardHashKey(const fs::path& tls_dir
   return std::optional<std::string>(ss.str());
 }
 
+// Every store connection holds a socket: raise the soft open-file limit to
+// the hard one (systemd's LimitNOFILE, or the shell's ulimit -Hn), since the
+// usual soft default of 1024 would refuse stores long before memory or CPU
+// run out. Returns the soft limit now in force.
+rlim_t RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur;
+}
+
 int Run(int argc, char** argv) {
   auto config = ParseServerConfig(std::vector<std::string>(argv, argv + argc));
   if (!config) {
@@ -109,6 +125,9 @@ int Run(int argc, char** argv) {
   if (ec || !fs::is_directory(config->data_dir, ec)) {
     return config_error("--data-dir: cannot create directory '" + config->data_dir + "'");
   }
+
+  const rlim_t open_files = RaiseOpenFileLimit();
+  spdlog::info("open-file limit {} (about that many store connections at most)", open_files);
 
   // Block the shutdown signals before any thread starts, so every thread
   // inherits the mask and only sigwait() below receives them.
