@@ -1340,7 +1340,22 @@ class SqliteServerStore final : public ServerStore {
     if (!profile.ok()) return profile.error();
     std::string code = profile->referral_code;
     if (code.empty()) {
-      code = "R" + RandomCode(7);
+      // Random, so that codes cannot be guessed from one another; checked
+      // against the codes already given, since at a million members two
+      // draws colliding is likely (birthday bound), not rare.
+      for (int attempt = 0;; ++attempt) {
+        code = "R" + RandomCode(8);
+        auto taken = db_->Prepare("SELECT 1 FROM member_profiles WHERE referral_code = ?");
+        if (!taken.ok()) return taken.error();
+        (*taken)->Bind(1, code);
+        auto row = (*taken)->Step();
+        if (!row.ok()) return row.error();
+        (*taken)->Reset();
+        if (!*row) break;
+        if (attempt == 16) {
+          return MakeError(core::code::kInternal, "no free referral code after 16 draws");
+        }
+      }
       if (auto s = Exec("INSERT INTO member_profiles(member_id, referral_code) VALUES(?, ?) ON "
                         "CONFLICT(member_id) DO UPDATE SET referral_code = excluded.referral_code",
                         {snap->member_id(), code});
