@@ -18,6 +18,7 @@
 //
 //   sync_loadgen [--connections 5000] [--stores 50] [--seconds 60]
 //                [--interval-ms 5000] [--batch 2] [--pull push|round|none]
+//                [--scope all|store]
 //                [--handshakes 64] [--threads 1] [--dir DIR] [--server BIN]
 //
 // Each thread runs its own io_context and owns its terminals, so a
@@ -65,6 +66,7 @@ struct Config {
   int interval_ms = 5000;
   int batch = 2;
   std::string pull = "push";
+  std::string scope = "all";  // which members each terminal replicates
   int handshakes = 64;
   int threads = 1;
   std::string dir = "/var/tmp/loyalty-sync-loadgen";
@@ -347,6 +349,8 @@ class LoadGen {
     v1::Frame frame;
     frame.mutable_changes_request()->set_after_version(t.cursor);
     frame.mutable_changes_request()->set_max_changes(500);
+    frame.mutable_changes_request()->set_member_scope(
+        config_.scope == "store" ? v1::MEMBER_SCOPE_STORE : v1::MEMBER_SCOPE_ALL);
     t.changes_correlation = ++t.next_correlation;
     frame.set_correlation_id(t.changes_correlation);
     t.conn->Send(std::move(frame));
@@ -417,6 +421,7 @@ bool ParseArgs(int argc, char** argv, Config* c) {
     else if (a == "--interval-ms") c->interval_ms = std::stoi(next());
     else if (a == "--batch") c->batch = std::stoi(next());
     else if (a == "--pull") c->pull = next();
+    else if (a == "--scope") c->scope = next();
     else if (a == "--handshakes") c->handshakes = std::stoi(next());
     else if (a == "--threads") c->threads = std::stoi(next());
     else if (a == "--dir") c->dir = next();
@@ -428,7 +433,8 @@ bool ParseArgs(int argc, char** argv, Config* c) {
   }
   if (c->connections < 1 || c->stores < 1 || c->threads < 1 || c->handshakes < 1 ||
       c->batch < 1 || c->interval_ms < 1 ||
-      (c->pull != "push" && c->pull != "round" && c->pull != "none")) {
+      (c->pull != "push" && c->pull != "round" && c->pull != "none") ||
+      (c->scope != "all" && c->scope != "store")) {
     std::cerr << "sync_loadgen: invalid option value\n";
     return false;
   }

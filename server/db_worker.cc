@@ -5,10 +5,20 @@
 namespace loyalty::server {
 
 DbWorker::DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_queued,
-                   std::size_t max_queued_reads)
+                   std::size_t max_queued_reads, int feed_readers)
     : store_(std::move(store)) {
   writes_.max_queued = max_queued;
   reads_.max_queued = max_queued_reads;
+  feed_.max_queued = max_queued;
+  for (int i = 0; i < feed_readers; ++i) {
+    auto feed = store_->OpenReader();
+    if (!feed.ok()) {
+      spdlog::error("no feed read connection; pulls run on the database thread: {} ({})",
+                    feed.error().message, feed.error().code);
+      break;
+    }
+    feed_readers_.push_back(std::move(*feed));
+  }
   auto reader = store_->OpenReader();
   if (reader.ok()) {
     reader_ = std::move(*reader);
@@ -18,6 +28,9 @@ DbWorker::DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_
   }
   writer_ = std::thread([this] { Run(writes_, *store_); });
   if (reader_) reader_thread_ = std::thread([this] { Run(reads_, *reader_); });
+  for (auto& feed : feed_readers_) {
+    feed_threads_.emplace_back([this, r = feed.get()] { Run(feed_, *r); });
+  }
 }
 
 DbWorker::~DbWorker() { Stop(); }
@@ -42,6 +55,16 @@ bool DbWorker::PostRead(ReadJob job) {
   return true;
 }
 
+bool DbWorker::PostFeed(ReadJob job) {
+  {
+    std::lock_guard lock(mu_);
+    if (feed_readers_.empty() || stopping_ || feed_.jobs.size() >= feed_.max_queued) return false;
+    feed_.jobs.push_back(std::move(job));
+  }
+  feed_.cv.notify_one();
+  return true;
+}
+
 std::size_t DbWorker::queued() const {
   std::lock_guard lock(mu_);
   return writes_.jobs.size();
@@ -54,6 +77,10 @@ void DbWorker::Stop() {
   }
   writes_.cv.notify_one();
   reads_.cv.notify_one();
+  feed_.cv.notify_all();
+  for (auto& t : feed_threads_) {
+    if (t.joinable()) t.join();
+  }
   // The reader first: its jobs may still post writes (a full pass's steps,
   // refused once stopping).
   if (reader_thread_.joinable()) reader_thread_.join();

@@ -6,7 +6,10 @@
 //   ServerReader, a second connection: the full pass's scan, segment and
 //   promotion previews, KPIs. SQLite's WAL lets it read a consistent
 //   snapshot while the database thread commits, so a scan of a million
-//   members never holds up ingest.
+//   members never holds up ingest;
+// - the feed readers (PostFeed), threads with a read connection each, serve
+//   terminals' pulls of the change feed: short reads that wait neither for
+//   ingest nor for a long scan, and use the second core.
 // A job runs on its thread with the store (or reader) and hands its result
 // back itself (Connection::Send is thread-safe; HTTP sessions post back to
 // their strand).
@@ -27,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "storage/server_store.h"
 
@@ -40,7 +44,7 @@ class DbWorker {
   // Opens the reader with store->OpenReader(); without one (logged),
   // PostRead refuses every job.
   explicit DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_queued = 4096,
-                    std::size_t max_queued_reads = 64);
+                    std::size_t max_queued_reads = 64, int feed_readers = 2);
   ~DbWorker();
   DbWorker(const DbWorker&) = delete;
   DbWorker& operator=(const DbWorker&) = delete;
@@ -51,6 +55,9 @@ class DbWorker {
   // Queues `job` for the reader thread; false when its queue is full, the
   // worker is stopping or there is no reader.
   [[nodiscard]] bool PostRead(ReadJob job);
+  // Queues `job` for a feed reader; false when its queue is full, the worker
+  // is stopping or there is no feed reader.
+  [[nodiscard]] bool PostFeed(ReadJob job);
 
   // Jobs queued for the database thread and not yet started (for metrics).
   std::size_t queued() const;
@@ -73,9 +80,12 @@ class DbWorker {
   mutable std::mutex mu_;
   Lane<Job> writes_;
   Lane<ReadJob> reads_;
+  Lane<ReadJob> feed_;
+  std::vector<std::unique_ptr<storage::ServerReader>> feed_readers_;
   bool stopping_ = false;  // guarded by mu_
   std::thread writer_;
   std::thread reader_thread_;
+  std::vector<std::thread> feed_threads_;
 };
 
 }  // namespace loyalty::server

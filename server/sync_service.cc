@@ -164,8 +164,11 @@ void SyncService::HandleUpload(const sync::ConnectionPtr& connection, uint64_t c
     }
     spdlog::debug("store {}: batch {} ingested: {} acknowledged, {} rejected", store_id, batch_id,
                   outcome->acknowledged.size(), outcome->rejected.size());
+    // No push for member changes: every terminal pulls on its sync interval
+    // anyway, and with every member replicated to every terminal a push per
+    // upload would make each of N connected terminals pull after each of
+    // their uploads (N x N pulls). Pushes are for head office's changes.
     self->metrics_.FeedVersion(outcome->latest_version);
-    if (!outcome->touched_members.empty()) self->FeedAdvanced(outcome->latest_version);
     if (!conn) return;  // the agent will resend; the effect is already durable
     v1::Frame answer;
     answer.set_correlation_id(correlation_id);
@@ -190,11 +193,12 @@ void SyncService::HandleChanges(const sync::ConnectionPtr& connection, uint64_t 
   // The scope is the store of the certificate, never one named in a message.
   std::string scope;
   if (request.member_scope() == v1::MEMBER_SCOPE_STORE) scope = connection->peer().id;
-  auto job = [self, weak, correlation_id, after, max,
-              scope = std::move(scope)](storage::ServerStore& store) {
+  // Runs on a feed reader (a read connection of its own), or on the database
+  // thread when there is none; both see every batch acknowledged so far.
+  auto job = [self, weak, correlation_id, after, max, scope = std::move(scope)](auto& source) {
     auto conn = weak.lock();
     if (!conn) return;  // nobody to answer
-    auto page = store.Changes(after, max, scope);
+    auto page = source.Changes(after, max, scope);
     if (!page) {
       spdlog::error("store {}: changes after {} failed: {} ({})", conn->peer().id, after,
                     page.error().message, page.error().code);
@@ -205,7 +209,7 @@ void SyncService::HandleChanges(const sync::ConnectionPtr& connection, uint64_t 
     *answer.mutable_changes_page() = std::move(*page);
     self->Send(conn, std::move(answer));
   };
-  if (!db_.Post(std::move(job))) {
+  if (!db_.PostFeed(job) && !db_.Post(std::move(job))) {
     SendError(connection, correlation_id,
               core::MakeError(core::code::kUnavailable, "the server is busy; retry later"));
   }

@@ -51,7 +51,9 @@ class SyncService : public std::enable_shared_from_this<SyncService> {
   sync::ConnectionCallbacks Callbacks();
 
   // The change feed now reaches `version`: push it to every open connection
-  // (coalesced). Call after any store change a terminal must learn.
+  // (coalesced). Call after a head-office change (promotion, programme,
+  // segments, erasure) that terminals must learn without waiting for their
+  // sync interval; ingested member changes reach them on that interval.
   void FeedAdvanced(uint64_t version);
 
   // Store id -> number of open connections, for the admin API.

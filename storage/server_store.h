@@ -227,6 +227,12 @@ class ServerReader {
   // Another reader of the same ledger (a connection of its own), for a scan
   // split across threads.
   virtual core::Result<std::unique_ptr<ServerReader>> OpenAnother() = 0;
+  // ServerStore::Changes read on this connection: terminals' pulls served
+  // off the database thread. Not inside BeginSnapshot (a page is a read
+  // transaction of its own).
+  virtual core::Result<loyalty::v1::ChangesPage> Changes(uint64_t after_version,
+                                                         uint32_t max_changes,
+                                                         const std::string& scope_store) = 0;
   // The smallest and largest member id that has events (nullopt: none).
   virtual core::Result<std::optional<std::pair<std::string, std::string>>> MemberIdBounds() = 0;
 

@@ -18,6 +18,7 @@
 #include "core/features.h"
 #include "core/programme.h"
 #include "core/time_util.h"
+#include "storage/change_feed.h"
 #include "storage/server_store.h"
 #include "storage/sqlite.h"
 
@@ -164,6 +165,12 @@ class SqliteServerReader final : public ServerReader {
   }
 
   void EndSnapshot() override { snapshot_.reset(); }
+
+  Result<v1::ChangesPage> Changes(uint64_t after_version, uint32_t max_changes,
+                                  const std::string& scope_store) override {
+    if (snapshot_) return MakeError(core::code::kInternal, "a read snapshot is open");
+    return ReadChangesPage(*db_, after_version, max_changes, scope_store);
+  }
 
   Result<uint64_t> LatestVersion() override {
     auto stmt = db_->Prepare("SELECT coalesce(max(version), 0) FROM changes");

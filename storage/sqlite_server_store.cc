@@ -9,6 +9,7 @@
 #include "core/segment_expr.h"
 #include "core/programme.h"
 #include "core/time_util.h"
+#include "storage/change_feed.h"
 #include "storage/server_store.h"
 #include "storage/sqlite.h"
 
@@ -351,64 +352,7 @@ class SqliteServerStore final : public ServerStore {
 
   Result<v1::ChangesPage> Changes(uint64_t after_version, uint32_t max_changes,
                                   const std::string& scope_store) override {
-    if (max_changes == 0 || max_changes > 5000) max_changes = 1000;
-    auto latest = LatestVersion();
-    if (!latest.ok()) return latest.error();
-    // A cursor from the future (the server was restored from a backup) is
-    // served a full snapshot rather than nothing.
-    if (after_version > *latest) after_version = 0;
-    auto txn = Transaction::Begin(*db_, Transaction::Mode::kDeferred);
-    if (!txn.ok()) return txn.error();
-    auto stmt =
-        scope_store.empty()
-            ? db_->Prepare(
-                  "SELECT kind, key, version FROM changes WHERE version > ? ORDER BY version "
-                  "LIMIT ?")
-            : db_->Prepare(
-                  "SELECT kind, key, version FROM changes c WHERE version > ?1 AND (kind <> "
-                  "'member' OR EXISTS (SELECT 1 FROM member_stores m WHERE m.store_id = ?3 "
-                  "AND m.member_id = c.key)) ORDER BY version LIMIT ?2");
-    if (!stmt.ok()) return stmt.error();
-    (*stmt)->Bind(1, static_cast<int64_t>(after_version)).Bind(2, int64_t{max_changes});
-    if (!scope_store.empty()) (*stmt)->Bind(3, scope_store);
-    std::vector<std::tuple<std::string, std::string, uint64_t>> rows;
-    for (;;) {
-      auto row = (*stmt)->Step();
-      if (!row.ok()) return row.error();
-      if (!*row) break;
-      rows.emplace_back((*stmt)->ColumnText(0), (*stmt)->ColumnText(1),
-                        static_cast<uint64_t>((*stmt)->ColumnInt(2)));
-    }
-    v1::ChangesPage page;
-    page.set_cursor(after_version);
-    for (const auto& [kind, key, version] : rows) {
-      v1::Change* change = page.add_changes();
-      change->set_version(version);
-      if (kind == "member") {
-        auto ledger = LoadLedger(key);
-        if (!ledger.ok()) return ledger.error();
-        if (!*ledger) return MakeError(core::code::kInternal, "change for a missing member");
-        *change->mutable_member() = (*ledger)->snapshot();
-      } else if (kind == "erased") {
-        change->set_erased_member_id(key);
-      } else if (kind == "offer") {
-        auto offer = LoadOffer(key);
-        if (!offer.ok()) return offer.error();
-        if (offer->second) {
-          change->set_withdrawn_offer_id(key);
-        } else {
-          *change->mutable_offer() = offer->first;
-        }
-      } else if (kind == "programme") {
-        *change->mutable_programme() = programme_;
-      }
-      page.set_cursor(version);
-    }
-    page.set_has_more(rows.size() == max_changes);
-    // Scoped, the changes after the last one sent may all be out of scope:
-    // the whole feed up to `latest` has been considered.
-    if (!scope_store.empty() && !page.has_more()) page.set_cursor(*latest);
-    return page;
+    return ReadChangesPage(*db_, after_version, max_changes, scope_store);
   }
 
   Result<std::optional<v1::MemberSnapshot>> LookupForStore(const std::string& card_hash,

@@ -200,6 +200,53 @@ TEST_F(ServerStoreTest, StoreScopedFeedCarriesOnlyTheStoresMembersAndLookedUpOne
   EXPECT_EQ(later->changes(0).member().points_balance(), 25);
 }
 
+// Terminals' pulls are served by read connections off the database thread:
+// every kind of change reads the same there as on the store's connection.
+TEST_F(ServerStoreTest, AReaderServesTheSameFeedAsTheStore) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Enrol("S1", 2, "p-2", HashOf(2))});
+  Ingest("S2", {Enrol("S2", 1, "p-3", HashOf(3)), Purchase("S2", 2, "p-3", 40)});
+  v1::Offer kept;
+  kept.set_id("o-kept");
+  kept.set_name("Kept");
+  kept.set_bonus_points(10);
+  v1::Offer retired = kept;
+  retired.set_id("o-retired");
+  ASSERT_TRUE(store_->PutOffer(kept).ok());
+  ASSERT_TRUE(store_->PutOffer(retired).ok());
+  ASSERT_TRUE(store_->RetireOffer("o-retired").ok());
+  v1::Programme next = core::DefaultProgramme();
+  next.set_version(store_->Programme()->version() + 1);
+  ASSERT_TRUE(store_->PutProgramme(next).ok());
+  ASSERT_TRUE(store_->EraseMember("p-2").ok());
+
+  auto reader = store_->OpenReader();
+  ASSERT_TRUE(reader.ok()) << reader.error().message;
+  for (const std::string scope : {"", "S1", "S2", "S9"}) {
+    for (uint64_t after : {uint64_t{0}, uint64_t{2}, uint64_t{1000}}) {
+      for (uint32_t max : {1u, 3u, 100u}) {
+        auto from_store = store_->Changes(after, max, scope);
+        auto from_reader = (*reader)->Changes(after, max, scope);
+        ASSERT_TRUE(from_store.ok() && from_reader.ok());
+        EXPECT_EQ(from_reader->SerializeAsString(), from_store->SerializeAsString())
+            << "scope '" << scope << "' after " << after << " max " << max << ":\n"
+            << from_reader->DebugString() << "store:\n" << from_store->DebugString();
+      }
+    }
+  }
+  // The reader saw every kind of change.
+  auto all = (*reader)->Changes(0, 100, "");
+  ASSERT_TRUE(all.ok());
+  bool member = false, offer = false, withdrawn = false, programme = false, erased = false;
+  for (const auto& c : all->changes()) {
+    member |= c.has_member();
+    offer |= c.has_offer();
+    withdrawn |= !c.withdrawn_offer_id().empty();
+    programme |= c.has_programme();
+    erased |= !c.erased_member_id().empty();
+  }
+  EXPECT_TRUE(member && offer && withdrawn && programme && erased) << all->DebugString();
+}
+
 TEST_F(ServerStoreTest, CursorAheadOfTheFeedGetsAFullSnapshot) {
   Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Enrol("S1", 2, "p-2", HashOf(2))});
   auto page = store_->Changes(1000, 0);
