@@ -23,16 +23,6 @@ Result<Message> ParseRow(Statement& stmt, int column, const char* what) {
   return m;
 }
 
-Result<uint64_t> LatestVersion(Database& db) {
-  auto stmt = db.Prepare("SELECT coalesce(max(version), 0) FROM changes");
-  if (!stmt.ok()) return stmt.error();
-  auto row = (*stmt)->Step();
-  if (!row.ok()) return row.error();
-  const auto v = static_cast<uint64_t>((*stmt)->ColumnInt(0));
-  (*stmt)->Reset();
-  return v;
-}
-
 // Fills `change` with the current state of the changed row.
 core::Status Fill(Database& db, const std::string& kind, const std::string& key,
                   v1::Change* change) {
@@ -82,12 +72,22 @@ core::Status Fill(Database& db, const std::string& kind, const std::string& key,
 
 }  // namespace
 
+Result<uint64_t> ReadLatestVersion(Database& db) {
+  auto stmt = db.Prepare("SELECT coalesce(max(version), 0) FROM changes");
+  if (!stmt.ok()) return stmt.error();
+  auto row = (*stmt)->Step();
+  if (!row.ok()) return row.error();
+  const auto v = static_cast<uint64_t>((*stmt)->ColumnInt(0));
+  (*stmt)->Reset();
+  return v;
+}
+
 Result<v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,
                                         uint32_t max_changes, const std::string& scope_store) {
   if (max_changes == 0 || max_changes > 5000) max_changes = 1000;
   auto txn = Transaction::Begin(db, Transaction::Mode::kDeferred);
   if (!txn.ok()) return txn.error();
-  auto latest = LatestVersion(db);
+  auto latest = ReadLatestVersion(db);
   if (!latest.ok()) return latest.error();
   // A cursor from the future (the server was restored from a backup) is
   // served a full snapshot rather than nothing.

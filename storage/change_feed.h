@@ -13,6 +13,9 @@
 
 namespace loyalty::storage {
 
+// The feed's latest version (0 when empty).
+core::Result<uint64_t> ReadLatestVersion(Database& db);
+
 // Runs in a read transaction of its own on `db`, so a page is one
 // consistent snapshot of the feed; `db` must not be inside a transaction.
 core::Result<loyalty::v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,

@@ -172,15 +172,7 @@ class SqliteServerReader final : public ServerReader {
     return ReadChangesPage(*db_, after_version, max_changes, scope_store);
   }
 
-  Result<uint64_t> LatestVersion() override {
-    auto stmt = db_->Prepare("SELECT coalesce(max(version), 0) FROM changes");
-    if (!stmt.ok()) return stmt.error();
-    auto row = (*stmt)->Step();
-    if (!row.ok()) return row.error();
-    const auto v = static_cast<uint64_t>((*stmt)->ColumnInt(0));
-    (*stmt)->Reset();
-    return v;
-  }
+  Result<uint64_t> LatestVersion() override { return ReadLatestVersion(*db_); }
 
   Result<std::vector<v1::SegmentDefinition>> Segments() override {
     return ParseAll<v1::SegmentDefinition>("SELECT body FROM segments ORDER BY id", "segment");
