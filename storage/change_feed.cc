@@ -1,5 +1,8 @@
 #include "storage/change_feed.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include <tuple>
 #include <vector>
 
@@ -23,6 +26,30 @@ Result<Message> ParseRow(Statement& stmt, int column, const char* what) {
   return m;
 }
 
+// Merges the snapshot inside a stored MemberLedger into `out`, skipping the
+// rest: the daily activity is most of the blob, and a page of a pull reads
+// up to thousands of ledgers.
+bool ParseLedgerSnapshot(std::string_view blob, v1::MemberSnapshot* out) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(blob.data()),
+                                            static_cast<int>(blob.size()));
+  std::string bytes;
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) return in.ConsumedEntireMessage();
+    if (WireFormatLite::GetTagFieldNumber(tag) == v1::MemberLedger::kSnapshotFieldNumber &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      uint32_t size = 0;
+      if (!in.ReadVarint32(&size) || !in.ReadString(&bytes, static_cast<int>(size)) ||
+          !out->MergeFromString(bytes)) {
+        return false;
+      }
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+}
+
 // Fills `change` with the current state of the changed row.
 core::Status Fill(Database& db, const std::string& kind, const std::string& key,
                   v1::Change* change) {
@@ -44,11 +71,8 @@ core::Status Fill(Database& db, const std::string& kind, const std::string& key,
   core::Status status;
   if (kind == "member") {
     if (!*row) return MakeError(core::code::kInternal, "change for a missing member " + key);
-    auto ledger = ParseRow<v1::MemberLedger>(s, 0, "member ledger");
-    if (ledger.ok()) {
-      *change->mutable_member() = std::move(*ledger->mutable_snapshot());
-    } else {
-      status = ledger.error();
+    if (!ParseLedgerSnapshot(s.ColumnBlob(0), change->mutable_member())) {
+      status = MakeError(core::code::kInternal, "corrupt member ledger of " + key);
     }
   } else if (kind == "offer") {
     if (!*row) return MakeError(core::code::kInternal, "change for a missing offer " + key);

@@ -77,6 +77,31 @@ TEST_F(ServerStoreTest, SequenceReusedByAnotherEventIsRejected) {
   EXPECT_EQ(Member("p-1").points_balance(), 10);
 }
 
+TEST_F(ServerStoreTest, EventTwiceInOneBatchIsAppliedOnce) {
+  const v1::Event purchase = Purchase("S1", 2, "p-1", 40);
+  auto out = Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), purchase, purchase});
+  EXPECT_EQ(out.acknowledged.size(), 3u);
+  EXPECT_TRUE(out.rejected.empty());
+  EXPECT_EQ(Totals().events, 2);
+  EXPECT_EQ(Member("p-1").points_balance(), 40);
+}
+
+TEST_F(ServerStoreTest, LateEventBelowTheTerminalsLastSeqIsAppliedAndItsResendIsNot) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 3, "p-1", 10)});
+  // Seq 2 arrives after seq 3 (another batch, out of order): new, so applied.
+  EXPECT_EQ(Ingest("S1", {Purchase("S1", 2, "p-1", 5)}).touched_members.size(), 1u);
+  EXPECT_EQ(Member("p-1").points_balance(), 15);
+  auto again = Ingest("S1", {Purchase("S1", 2, "p-1", 5), Purchase("S1", 3, "p-1", 10)});
+  EXPECT_EQ(again.acknowledged.size(), 2u);
+  EXPECT_TRUE(again.touched_members.empty());
+  EXPECT_EQ(Member("p-1").points_balance(), 15);
+  v1::Event reused = Purchase("S1", 3, "p-1", 7);
+  reused.mutable_id()->set_uuid("another-uuid");
+  auto clash = Ingest("S1", {reused});
+  ASSERT_EQ(clash.rejected.size(), 1u);
+  EXPECT_EQ(clash.rejected[0].code(), "sequence_reused");
+}
+
 TEST_F(ServerStoreTest, EventOfAnotherStoreIsRejectedAsWrongStore) {
   auto out = Ingest("S1", {Enrol("S2", 1, "p-1", HashOf(1))});
   ASSERT_EQ(out.rejected.size(), 1u);
@@ -245,6 +270,15 @@ TEST_F(ServerStoreTest, AReaderServesTheSameFeedAsTheStore) {
     erased |= !c.erased_member_id().empty();
   }
   EXPECT_TRUE(member && offer && withdrawn && programme && erased) << all->DebugString();
+  // A member's snapshot in the feed is the one in its ledger (read without
+  // parsing the rest of the ledger).
+  for (const auto& c : all->changes()) {
+    if (!c.has_member()) continue;
+    auto record = store_->FindMember(c.member().member_id(), 0);
+    ASSERT_TRUE(record.ok() && record->has_value());
+    EXPECT_EQ(c.member().SerializeAsString(), (*record)->ledger.snapshot().SerializeAsString())
+        << c.member().DebugString();
+  }
 }
 
 TEST_F(ServerStoreTest, CursorAheadOfTheFeedGetsAFullSnapshot) {
