@@ -1,8 +1,10 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "core/features.h"
 #include "core/member_state.h"
@@ -224,6 +226,28 @@ Status ValidateEvent(const v1::Event& e, const std::string& store_id) {
   return {};
 }
 
+// Orders a member's events by time, then event key: the order the fold
+// sees them in. Keys are built once per event, not per comparison.
+void SortByTimeAndKey(std::vector<v1::Event>& events) {
+  if (events.size() < 2) return;
+  std::vector<std::pair<int64_t, std::string>> order;
+  std::vector<std::size_t> index(events.size());
+  order.reserve(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    order.emplace_back(events[i].occurred_at_ms(), EventKey(events[i].id()));
+    index[i] = i;
+  }
+  std::sort(index.begin(), index.end(),
+            [&](std::size_t a, std::size_t b) { return order[a] < order[b]; });
+  std::vector<v1::Event> sorted;
+  sorted.reserve(events.size());
+  for (std::size_t i : index) sorted.push_back(std::move(events[i]));
+  events = std::move(sorted);
+}
+
+// A terminal's sequence space: store, terminal, epoch.
+using TerminalEpoch = std::tuple<std::string, std::string, uint64_t>;
+
 int64_t DayOf(int64_t ms) { return ms >= 0 ? ms / core::kMillisPerDay : -1 - (-ms - 1) / core::kMillisPerDay; }
 
 class SqliteServerStore final : public ServerStore {
@@ -252,6 +276,22 @@ class SqliteServerStore final : public ServerStore {
     // New events per member (resolved id), applied after the loop so a member
     // is folded once per batch however many of its events the batch holds.
     std::map<std::string, std::vector<v1::Event>> fresh;
+    // Each terminal's highest sequence number in the batch, written once
+    // after the loop: the stored value is the max either way.
+    std::map<TerminalEpoch, uint64_t> terminal_seqs;
+    std::map<TerminalEpoch, uint64_t> stored_seqs;  // terminals.last_seq, read once
+    // Event member id -> resolved member, for the rest of the batch: aliases
+    // and members, once there, stay for the transaction.
+    std::map<std::string, std::string> resolved;
+    auto latest = LatestVersion();
+    if (!latest.ok()) return latest.error();
+    feed_version_ = *latest;
+    // The cached version means nothing once this transaction ends, however
+    // it ends.
+    struct ForgetVersion {
+      std::optional<uint64_t>& v;
+      ~ForgetVersion() { v.reset(); }
+    } forget{feed_version_};
     int64_t last_event_ms = 0;
     int64_t rejected = 0;
     int64_t applied = 0;
@@ -274,7 +314,17 @@ class SqliteServerStore final : public ServerStore {
         continue;
       }
       const std::string key = EventKey(event.id());
-      auto seen = SeenUuid(key);
+      // terminals.last_seq is at least every stored sequence number of its
+      // terminal and epoch (this batch's are in terminal_seqs): above both,
+      // the event cannot be stored yet, which is the usual case for a
+      // terminal uploading its outbox in order.
+      const TerminalEpoch terminal{event.id().store_id(), event.id().terminal_id(),
+                                   event.id().epoch()};
+      auto stored_seq = StoredLastSeq(terminal, stored_seqs);
+      if (!stored_seq.ok()) return stored_seq.error();
+      uint64_t& batch_seq = terminal_seqs[terminal];
+      Result<std::optional<std::string>> seen = std::optional<std::string>();
+      if (event.id().seq() <= std::max(*stored_seq, batch_seq)) seen = SeenUuid(key);
       if (!seen.ok()) return seen.error();
       if (*seen) {
         if (**seen == event.id().uuid()) {
@@ -289,7 +339,13 @@ class SqliteServerStore final : public ServerStore {
         }
         continue;
       }
-      auto member = ResolveMember(event, now_ms);
+      Result<std::string> member = std::string();
+      if (auto it = resolved.find(event.member_id()); it != resolved.end()) {
+        member = it->second;
+      } else {
+        member = ResolveMember(event, now_ms);
+        if (member.ok()) resolved.emplace(event.member_id(), *member);
+      }
       if (!member.ok()) {
         if (member.error().code == core::code::kInternal ||
             member.error().code == core::code::kUnavailable ||
@@ -305,21 +361,25 @@ class SqliteServerStore final : public ServerStore {
           return s.error();
         }
       }
-      if (auto s = Exec("INSERT INTO terminals(store_id, terminal_id, epoch, last_seq) "
-                        "VALUES(?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = "
-                        "max(last_seq, excluded.last_seq)",
-                        {event.id().store_id(), event.id().terminal_id()},
-                        {static_cast<int64_t>(event.id().epoch()),
-                         static_cast<int64_t>(event.id().seq())});
-          !s.ok()) {
-        return s.error();
-      }
+      batch_seq = std::max(batch_seq, event.id().seq());
       fresh[*member].push_back(event);
       out.acknowledged.push_back(event.id());
       ++applied;
       last_event_ms = std::max(last_event_ms, event.occurred_at_ms());
     }
 
+    for (const auto& [terminal, seq] : terminal_seqs) {
+      if (seq == 0) continue;  // none of its events was applied
+      const auto& [terminal_store, terminal_id, epoch] = terminal;
+      if (auto s = Exec("INSERT INTO terminals(store_id, terminal_id, epoch, last_seq) "
+                        "VALUES(?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = "
+                        "max(last_seq, excluded.last_seq)",
+                        {terminal_store, terminal_id},
+                        {static_cast<int64_t>(epoch), static_cast<int64_t>(seq)});
+          !s.ok()) {
+        return s.error();
+      }
+    }
     if (auto s = CreditReferrers(fresh, now_ms); !s.ok()) return s.error();
     for (auto& [member_id, member_events] : fresh) {
       if (auto s = ApplyToMember(member_id, member_events, now_ms); !s.ok()) return s.error();
@@ -341,9 +401,7 @@ class SqliteServerStore final : public ServerStore {
         !s.ok()) {
       return s.error();
     }
-    auto latest = LatestVersion();
-    if (!latest.ok()) return latest.error();
-    out.latest_version = *latest;
+    out.latest_version = *feed_version_;
     if (auto s = txn->Commit(); !s.ok()) return s.error();
     return out;
   }
@@ -788,6 +846,23 @@ class SqliteServerStore final : public ServerStore {
     return (*stmt)->Run();
   }
 
+  // The stored last_seq of `terminal` (0: none yet), through `cache`.
+  Result<uint64_t> StoredLastSeq(const TerminalEpoch& terminal,
+                                 std::map<TerminalEpoch, uint64_t>& cache) {
+    if (auto it = cache.find(terminal); it != cache.end()) return it->second;
+    auto stmt = db_->Prepare(
+        "SELECT last_seq FROM terminals WHERE store_id = ? AND terminal_id = ? AND epoch = ?");
+    if (!stmt.ok()) return stmt.error();
+    const auto& [store_id, terminal_id, epoch] = terminal;
+    (*stmt)->Bind(1, store_id).Bind(2, terminal_id).Bind(3, static_cast<int64_t>(epoch));
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    const uint64_t seq = *row ? static_cast<uint64_t>((*stmt)->ColumnInt(0)) : 0;
+    (*stmt)->Reset();
+    cache.emplace(terminal, seq);
+    return seq;
+  }
+
   Result<std::optional<std::string>> SeenUuid(const std::string& key) {
     auto stmt = db_->Prepare("SELECT uuid FROM events WHERE event_key = ?");
     if (!stmt.ok()) return stmt.error();
@@ -818,9 +893,9 @@ class SqliteServerStore final : public ServerStore {
   Result<std::string> ResolveMember(const v1::Event& event, int64_t now_ms) {
     auto resolved = ResolveAlias(event.member_id());
     if (!resolved.ok()) return resolved.error();
-    auto ledger = LoadLedger(*resolved);
-    if (!ledger.ok()) return ledger.error();
-    if (*ledger) return *resolved;
+    auto known = MemberExists(*resolved);
+    if (!known.ok()) return known.error();
+    if (*known) return *resolved;
     if (event.body_case() != v1::Event::kEnrolment) {
       return MakeError("unknown_member", "member " + event.member_id() + " is not enrolled");
     }
@@ -870,10 +945,7 @@ class SqliteServerStore final : public ServerStore {
     if (!loaded.ok()) return loaded.error();
     if (!*loaded) return MakeError(core::code::kInternal, "member vanished during ingest");
     v1::MemberLedger ledger = std::move(**loaded);
-    std::sort(events.begin(), events.end(), [](const v1::Event& a, const v1::Event& b) {
-      if (a.occurred_at_ms() != b.occurred_at_ms()) return a.occurred_at_ms() < b.occurred_at_ms();
-      return EventKey(a.id()) < EventKey(b.id());
-    });
+    SortByTimeAndKey(events);
     const v1::MemberSnapshot before = ledger.snapshot();
     core::MemberState state = core::FoldMember(programme_, &before, events, now_ms);
 
@@ -981,15 +1053,21 @@ class SqliteServerStore final : public ServerStore {
   }
 
   Result<uint64_t> Bump(std::string_view kind, std::string_view key) {
-    auto latest = LatestVersion();
-    if (!latest.ok()) return latest.error();
-    const uint64_t version = *latest + 1;
+    uint64_t version = 0;
+    if (feed_version_) {
+      version = *feed_version_ + 1;
+    } else {
+      auto latest = LatestVersion();
+      if (!latest.ok()) return latest.error();
+      version = *latest + 1;
+    }
     if (auto s = Exec("INSERT INTO changes(kind, key, version) VALUES(?, ?, ?) ON CONFLICT DO "
                       "UPDATE SET version = excluded.version",
                       {kind, key}, {static_cast<int64_t>(version)});
         !s.ok()) {
       return s.error();
     }
+    if (feed_version_) feed_version_ = version;
     return version;
   }
 
@@ -1004,6 +1082,18 @@ class SqliteServerStore final : public ServerStore {
     (*stmt)->Reset();
     if (!ledger.ok()) return ledger.error();
     return std::optional<v1::MemberLedger>(std::move(*ledger));
+  }
+
+  // Without reading the ledger, which may span overflow pages.
+  Result<bool> MemberExists(const std::string& member_id) {
+    auto stmt = db_->Prepare("SELECT 1 FROM members WHERE member_id = ?");
+    if (!stmt.ok()) return stmt.error();
+    (*stmt)->Bind(1, member_id);
+    auto row = (*stmt)->Step();
+    if (!row.ok()) return row.error();
+    const bool found = *row;
+    (*stmt)->Reset();
+    return found;
   }
 
   Status SaveLedger(const v1::MemberLedger& ledger) {
@@ -1482,6 +1572,9 @@ class SqliteServerStore final : public ServerStore {
   v1::CutPoints cuts_;
   core::FeatureFold incremental_fold_{core::FeatureContext{}};
   SegmentationStats segmentation_stats_;
+  // The change feed's latest version while Ingest's transaction runs (the
+  // only writer), so each Bump need not query it; unset otherwise.
+  std::optional<uint64_t> feed_version_;
 };
 
 }  // namespace

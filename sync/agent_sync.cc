@@ -62,6 +62,9 @@ struct AgentSync::State {
   bool conn_closed = true;
   core::Error close_reason;
   std::deque<v1::Frame> inbox;
+  // Answers taken from the inbox while waiting for an earlier request of the
+  // sync thread, by correlation id.
+  std::map<uint64_t, v1::Frame> early;
   // LookupMember calls waiting for their answer, by correlation id; their
   // ids come from a range the sync thread's never reaches.
   std::map<uint64_t, std::optional<v1::Frame>> lookups;
@@ -163,6 +166,7 @@ struct AgentSync::State {
       conn_open = false;
       conn_closed = false;
       inbox.clear();
+      early.clear();
     }
     ConnectionCallbacks callbacks;
     callbacks.on_open = [this, gen](const ConnectionPtr&) {
@@ -217,12 +221,20 @@ struct AgentSync::State {
       conn_open = false;
       conn_closed = true;
       inbox.clear();
+      early.clear();
     }
     if (c) c->Close();
   }
 
   // Sends `request` and waits for the frame with its correlation id.
   Result<v1::Frame> Call(v1::Frame request) {
+    auto id = Send(std::move(request));
+    if (!id.ok()) return id.error();
+    return Await(*id);
+  }
+
+  // Sends `request` under a fresh correlation id, which it returns.
+  Result<uint64_t> Send(v1::Frame request) {
     request.set_correlation_id(++next_correlation);
     const uint64_t id = request.correlation_id();
     std::unique_lock lock(mutex);
@@ -230,24 +242,37 @@ struct AgentSync::State {
     ConnectionPtr c = conn;
     lock.unlock();
     c->Send(std::move(request));
-    lock.lock();
+    return id;
+  }
+
+  // Waits for the answer to request `id`. Answers to this thread's other
+  // requests still outstanding are kept for their own Await: an error the
+  // server sends at once (busy) can overtake an earlier request's answer.
+  Result<v1::Frame> Await(uint64_t id) {
+    std::unique_lock lock(mutex);
     std::optional<v1::Frame> reply;
+    if (auto it = early.find(id); it != early.end()) {
+      reply = std::move(it->second);
+      early.erase(it);
+    }
     auto take = [&] {
-      while (!inbox.empty()) {
+      while (!reply && !inbox.empty()) {
         v1::Frame f = std::move(inbox.front());
         inbox.pop_front();
         if (f.correlation_id() == id) {
           reply = std::move(f);
-          return true;
-        }
-        if (f.has_error()) {
+        } else if (f.correlation_id() > id && f.correlation_id() <= next_correlation) {
+          early.emplace(f.correlation_id(), std::move(f));
+        } else if (f.has_error()) {
           spdlog::warn("sync: server error: {} ({})", f.error().message(), f.error().code());
         }
       }
-      return false;
+      return reply.has_value();
     };
-    const bool done = changed.wait_for(lock, options.request_timeout,
-                                       [&] { return stopping || take() || conn_closed; });
+    if (!reply) {
+      changed.wait_for(lock, options.request_timeout,
+                       [&] { return stopping || take() || conn_closed; });
+    }
     if (reply) {
       if (reply->has_error()) {
         return MakeError(reply->error().code(), "server: " + reply->error().message());
@@ -256,7 +281,6 @@ struct AgentSync::State {
     }
     if (stopping) return MakeError(code::kStopped, "the sync client is stopping");
     if (conn_closed) return close_reason;
-    (void)done;
     return MakeError(code::kTimeout, "the server did not answer within the request timeout");
   }
 
@@ -274,58 +298,134 @@ struct AgentSync::State {
     return std::move(*out);
   }
 
-  core::Status Upload() {
-    for (;;) {
-      auto events = reader->UnackedEvents(0, options.batch_events);
-      if (!events.ok()) return events.error();
-      if (events->empty()) return {};
-      // Keep frames well below the size limit whatever the baskets hold.
-      std::size_t bytes = 0;
-      std::size_t n = 0;
-      while (n < events->size()) {
-        bytes += (*events)[n].event.ByteSizeLong() + 16;
-        if (n > 0 && bytes > options.batch_bytes) break;
-        ++n;
-      }
-      events->resize(n);
-      v1::Frame frame;
-      auto* batch = frame.mutable_upload_batch();
-      batch->set_batch_id(++next_batch_id);
-      for (const auto& e : *events) *batch->add_events() = e.event;
-      auto reply = Call(std::move(frame));
-      if (!reply.ok()) return reply.error();
-      if (!reply->has_upload_ack() || reply->upload_ack().batch_id() != next_batch_id) {
-        return MakeError(code::kProtocolError, "the server answered an upload with something else");
-      }
-      auto epoch = reader->GetMeta("epoch");
-      if (!epoch.ok()) return epoch.error();
-      const uint64_t current = *epoch ? std::stoull(**epoch) : 1;
-      // A new epoch must differ from every earlier one: the clock in ms is,
-      // unless the clock went back, in which case current + 1 is.
-      const uint64_t fresh = std::max<uint64_t>(static_cast<uint64_t>(NowMs()), current + 1);
-      const v1::UploadAck& ack = reply->upload_ack();
-      auto outcome = Write<AckOutcome>([&](storage::AgentStore& store) {
-        return ApplyUploadAck(store, *events, ack, fresh, NowMs());
-      });
-      if (!outcome.ok()) return outcome.error();
-      for (const auto& r : outcome->rejections) {
-        spdlog::error(
-            "sync: the server refused event {} for good: {} ({}); kept in the "
-            "dead-letter table",
-            EventKey(r.id()), r.message(), r.code());
-      }
-      if (outcome->new_epoch != 0) {
-        spdlog::warn(
-            "sync: sequence numbers already used on the server (terminal restored or "
-            "reinstalled?): started epoch {} and re-keyed {} pending events",
-            outcome->new_epoch, outcome->rekeyed);
-      }
-      if (outcome->acknowledged + outcome->dead_lettered + outcome->rekeyed == 0) {
-        return MakeError(code::kProtocolError, "the server acknowledged none of the " +
-                                                   std::to_string(events->size()) +
-                                                   " events uploaded");
-      }
+  // An UploadBatch sent and not yet answered.
+  struct SentBatch {
+    uint64_t batch_id = 0;
+    uint64_t correlation_id = 0;
+    std::vector<storage::StoredEvent> events;
+  };
+
+  // Reads the next batch after `after_seq` and sends it; nullopt when the
+  // outbox holds nothing more.
+  Result<std::optional<SentBatch>> SendNextBatch(uint64_t after_seq) {
+    auto events = reader->UnackedEvents(after_seq, options.batch_events);
+    if (!events.ok()) return events.error();
+    if (events->empty()) return std::optional<SentBatch>();
+    // Keep frames well below the size limit whatever the baskets hold.
+    std::size_t bytes = 0;
+    std::size_t n = 0;
+    while (n < events->size()) {
+      bytes += (*events)[n].event.ByteSizeLong() + 16;
+      if (n > 0 && bytes > options.batch_bytes) break;
+      ++n;
     }
+    events->resize(n);
+    SentBatch sent;
+    sent.batch_id = ++next_batch_id;
+    v1::Frame frame;
+    auto* batch = frame.mutable_upload_batch();
+    batch->set_batch_id(sent.batch_id);
+    for (const auto& e : *events) *batch->add_events() = e.event;
+    auto id = Send(std::move(frame));
+    if (!id.ok()) return id.error();
+    sent.correlation_id = *id;
+    sent.events = std::move(*events);
+    return std::optional<SentBatch>(std::move(sent));
+  }
+
+  Result<v1::UploadAck> AwaitAck(const SentBatch& sent) {
+    auto reply = Await(sent.correlation_id);
+    if (!reply.ok()) return reply.error();
+    if (!reply->has_upload_ack() || reply->upload_ack().batch_id() != sent.batch_id) {
+      return MakeError(code::kProtocolError, "the server answered an upload with something else");
+    }
+    return std::move(*reply->mutable_upload_ack());
+  }
+
+  static bool ReusesSequence(const v1::UploadAck& ack) {
+    return std::any_of(ack.rejected().begin(), ack.rejected().end(),
+                       [](const v1::EventRejection& r) { return r.code() == kSequenceReused; });
+  }
+
+  core::Status Upload() {
+    const std::size_t max_in_flight =
+        static_cast<std::size_t>(std::max(1, options.batches_in_flight));
+    std::deque<SentBatch> flight;
+    uint64_t after_seq = 0;  // the last event sent
+    bool drained = false;
+    for (;;) {
+      while (!drained && flight.size() < max_in_flight) {
+        auto sent = SendNextBatch(after_seq);
+        if (!sent.ok()) return sent.error();
+        if (!*sent) {
+          drained = true;
+          break;
+        }
+        after_seq = (*sent)->events.back().seq;
+        flight.push_back(std::move(**sent));
+      }
+      if (flight.empty()) {
+        // Events the server neither acknowledged nor rejected are still in
+        // the outbox below after_seq: read it again from the start, as
+        // stop-and-wait did, until nothing is left.
+        if (after_seq == 0) return {};
+        after_seq = 0;
+        drained = false;
+        continue;
+      }
+      SentBatch sent = std::move(flight.front());
+      flight.pop_front();
+      auto ack = AwaitAck(sent);
+      if (!ack.ok()) return ack.error();
+      if (ReusesSequence(*ack)) {
+        // A new epoch re-keys every outbox event from the first collision
+        // on. The batches behind this one may hold events the server has
+        // applied under the old epoch: their acks are applied in the same
+        // write, so that those leave the outbox instead of being re-keyed
+        // and applied twice. Nothing is applied if one is missing.
+        for (SentBatch& next : flight) {
+          auto next_ack = AwaitAck(next);
+          if (!next_ack.ok()) return next_ack.error();
+          ack->MergeFrom(*next_ack);
+          for (auto& e : next.events) sent.events.push_back(std::move(e));
+        }
+        flight.clear();
+        after_seq = 0;  // the re-keyed events go up again
+        drained = false;
+      }
+      if (auto s = ApplyAck(sent.events, *ack); !s.ok()) return s;
+    }
+  }
+
+  core::Status ApplyAck(const std::vector<storage::StoredEvent>& events, const v1::UploadAck& ack) {
+    auto epoch = reader->GetMeta("epoch");
+    if (!epoch.ok()) return epoch.error();
+    const uint64_t current = *epoch ? std::stoull(**epoch) : 1;
+    // A new epoch must differ from every earlier one: the clock in ms is,
+    // unless the clock went back, in which case current + 1 is.
+    const uint64_t fresh = std::max<uint64_t>(static_cast<uint64_t>(NowMs()), current + 1);
+    auto outcome = Write<AckOutcome>([&](storage::AgentStore& store) {
+      return ApplyUploadAck(store, events, ack, fresh, NowMs());
+    });
+    if (!outcome.ok()) return outcome.error();
+    for (const auto& r : outcome->rejections) {
+      spdlog::error(
+          "sync: the server refused event {} for good: {} ({}); kept in the "
+          "dead-letter table",
+          EventKey(r.id()), r.message(), r.code());
+    }
+    if (outcome->new_epoch != 0) {
+      spdlog::warn(
+          "sync: sequence numbers already used on the server (terminal restored or "
+          "reinstalled?): started epoch {} and re-keyed {} pending events",
+          outcome->new_epoch, outcome->rekeyed);
+    }
+    if (outcome->acknowledged + outcome->dead_lettered + outcome->rekeyed == 0) {
+      return MakeError(code::kProtocolError, "the server acknowledged none of the " +
+                                                 std::to_string(events.size()) +
+                                                 " events uploaded");
+    }
+    return {};
   }
 
   // Records the member scope the cursor was reached with. A terminal whose

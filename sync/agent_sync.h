@@ -2,7 +2,9 @@
 // TLS connection to loyalty-server while the server is reachable and runs
 // sync rounds over it:
 //   1. upload: the outbox (events with acked = 0) in seq order, in bounded
-//      UploadBatch frames; each UploadAck is applied locally in one write
+//      UploadBatch frames, a few in flight at once (the server ingests one
+//      connection's batches in order); each UploadAck is applied locally,
+//      in order, in one write
 //      (acknowledged events leave the outbox, rejected ones go to the
 //      dead-letter table, sequence_reused starts a new epoch and re-keys the
 //      rest of the outbox, see sync/outbox.h);
@@ -63,9 +65,16 @@ struct AgentSyncOptions {
   std::chrono::milliseconds request_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{std::chrono::seconds(30)};
-  int batch_events = 2000;            // events per UploadBatch, at most
-  std::size_t batch_bytes = 1 << 20;  // and about this many bytes
-  std::uint32_t page_changes = 500;   // changes per ChangesPage asked for
+  // Each UploadBatch is one server transaction, whose commit writes every
+  // index page it touched: larger batches write a hot page once for more
+  // events, but hold the server's database thread longer.
+  int batch_events = 5000;            // events per UploadBatch, at most
+  std::size_t batch_bytes = 2 << 20;  // and about this many bytes (frames: 4 MiB)
+  // UploadBatches sent before the first one's UploadAck arrives, so the
+  // server ingests one while the agent reads the next and records the last
+  // ack. Acks are still applied in order; 1 is stop-and-wait.
+  int batches_in_flight = 3;
+  std::uint32_t page_changes = 500;  // changes per ChangesPage asked for
   // Which member snapshots this terminal replicates. Widening the scope back
   // to ALL restarts the download from a full snapshot.
   loyalty::v1::MemberScope member_scope = loyalty::v1::MEMBER_SCOPE_ALL;

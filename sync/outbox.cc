@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <vector>
 
 #include "core/offers.h"
 #include "core/programme.h"
@@ -60,6 +61,31 @@ Status ApplyProgramme(storage::AgentStore& store, const v1::Programme& programme
   return {};
 }
 
+// Marks `seqs` acknowledged as MarkAcked on each would. MarkAcked also moves
+// the outbox mark, some statements per event; an ack names thousands of
+// consecutive events, so each run of consecutive seqs is one UPDATE (the
+// one MarkAcked runs) and MarkAcked on the last seq moves the mark once.
+Status MarkAckedRuns(storage::AgentStore& store, std::vector<uint64_t> seqs) {
+  if (seqs.empty()) return {};
+  std::sort(seqs.begin(), seqs.end());
+  for (std::size_t i = 0; i < seqs.size();) {
+    std::size_t j = i + 1;
+    while (j < seqs.size() && seqs[j] <= seqs[j - 1] + 1) ++j;
+    auto stmt =
+        store.db().Prepare("UPDATE events SET acked = 1 WHERE seq BETWEEN ? AND ? AND acked = 0");
+    if (!stmt.ok()) return stmt.error();
+    if (auto s = (*stmt)
+                     ->Bind(1, static_cast<int64_t>(seqs[i]))
+                     .Bind(2, static_cast<int64_t>(seqs[j - 1]))
+                     .Run();
+        !s.ok()) {
+      return s;
+    }
+    i = j;
+  }
+  return store.MarkAcked(seqs.back());
+}
+
 }  // namespace
 
 std::string EventKey(const v1::EventId& id) {
@@ -91,12 +117,14 @@ Result<AckOutcome> ApplyUploadAck(storage::AgentStore& store,
   };
 
   AckOutcome out;
+  std::vector<uint64_t> acked;
   for (const v1::EventId& id : ack.acknowledged()) {
     const storage::StoredEvent* e = find(id);
     if (!e) continue;
-    if (auto s = store.MarkAcked(e->seq); !s.ok()) return s.error();
+    acked.push_back(e->seq);
     ++out.acknowledged;
   }
+  if (auto s = MarkAckedRuns(store, std::move(acked)); !s.ok()) return s.error();
   uint64_t first_collision = std::numeric_limits<uint64_t>::max();
   for (const v1::EventRejection& r : ack.rejected()) {
     const storage::StoredEvent* e = find(r.id());
