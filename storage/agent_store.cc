@@ -294,11 +294,18 @@ Result<std::optional<StoredEvent>> AgentStore::EventBySeq(uint64_t seq) {
   return std::optional<StoredEvent>(StoredEvent{seq, std::move(*event)});
 }
 
-Status AgentStore::MarkAcked(uint64_t seq) {
-  auto stmt = db_->Prepare("UPDATE events SET acked = 1 WHERE seq = ? AND acked = 0");
+Status AgentStore::MarkAcked(uint64_t first_seq, uint64_t last_seq) {
+  auto stmt =
+      db_->Prepare("UPDATE events SET acked = 1 WHERE seq BETWEEN ? AND ? AND acked = 0");
   if (!stmt.ok()) return stmt.error();
-  if (auto s = (*stmt)->Bind(1, static_cast<int64_t>(seq)).Run(); !s.ok()) return s;
-  return AdvanceOutbox(seq);
+  if (auto s = (*stmt)
+                   ->Bind(1, static_cast<int64_t>(first_seq))
+                   .Bind(2, static_cast<int64_t>(last_seq))
+                   .Run();
+      !s.ok()) {
+    return s;
+  }
+  return AdvanceOutbox(last_seq);
 }
 
 Status AgentStore::DeadLetter(uint64_t seq, std::string_view event_key, std::string_view code,

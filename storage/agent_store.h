@@ -91,8 +91,9 @@ class AgentStore {
   // Up to `limit` outbox events with seq > after_seq, in seq order.
   Result<std::vector<StoredEvent>> UnackedEvents(uint64_t after_seq, int limit);
   Result<std::optional<StoredEvent>> EventBySeq(uint64_t seq);
-  // The server holds the event: it leaves the outbox.
-  Status MarkAcked(uint64_t seq);
+  // The server holds the events first_seq..last_seq: they leave the outbox.
+  Status MarkAcked(uint64_t first_seq, uint64_t last_seq);
+  Status MarkAcked(uint64_t seq) { return MarkAcked(seq, seq); }
   // The server refused the event for good: copied to dead_letters and out of
   // the outbox (acked = 2); the event itself stays in the log.
   Status DeadLetter(uint64_t seq, std::string_view event_key, std::string_view code,

@@ -61,29 +61,17 @@ Status ApplyProgramme(storage::AgentStore& store, const v1::Programme& programme
   return {};
 }
 
-// Marks `seqs` acknowledged as MarkAcked on each would. MarkAcked also moves
-// the outbox mark, some statements per event; an ack names thousands of
-// consecutive events, so each run of consecutive seqs is one UPDATE (the
-// one MarkAcked runs) and MarkAcked on the last seq moves the mark once.
+// An ack names thousands of consecutive events: one statement per run of
+// consecutive seqs, not per event.
 Status MarkAckedRuns(storage::AgentStore& store, std::vector<uint64_t> seqs) {
-  if (seqs.empty()) return {};
   std::sort(seqs.begin(), seqs.end());
   for (std::size_t i = 0; i < seqs.size();) {
     std::size_t j = i + 1;
     while (j < seqs.size() && seqs[j] <= seqs[j - 1] + 1) ++j;
-    auto stmt =
-        store.db().Prepare("UPDATE events SET acked = 1 WHERE seq BETWEEN ? AND ? AND acked = 0");
-    if (!stmt.ok()) return stmt.error();
-    if (auto s = (*stmt)
-                     ->Bind(1, static_cast<int64_t>(seqs[i]))
-                     .Bind(2, static_cast<int64_t>(seqs[j - 1]))
-                     .Run();
-        !s.ok()) {
-      return s;
-    }
+    if (auto s = store.MarkAcked(seqs[i], seqs[j - 1]); !s.ok()) return s;
     i = j;
   }
-  return store.MarkAcked(seqs.back());
+  return {};
 }
 
 }  // namespace
