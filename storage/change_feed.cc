@@ -121,16 +121,10 @@ Result<v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,
           ? db.Prepare(
                 "SELECT kind, key, version FROM changes WHERE version > ? ORDER BY version "
                 "LIMIT ?")
-          // The store's member changes (store_changes) merged with everything
-          // that is not a member change, which goes to every store: both
-          // read through indexes that hold only what this store gets.
           : db.Prepare(
-                "SELECT kind, key, version FROM (SELECT 'member' AS kind, member_id AS key, "
-                "version FROM store_changes WHERE store_id = ?3 AND version > ?1 UNION ALL "
-                "SELECT kind, key, version FROM changes INDEXED BY changes_by_kind WHERE kind < "
-                "'member' AND version > ?1 UNION ALL SELECT kind, key, version FROM changes "
-                "INDEXED BY changes_by_kind WHERE kind > 'member' AND version > ?1) "
-                "ORDER BY version LIMIT ?2");
+                "SELECT kind, key, version FROM changes c WHERE version > ?1 AND (kind <> "
+                "'member' OR EXISTS (SELECT 1 FROM member_stores m WHERE m.store_id = ?3 "
+                "AND m.member_id = c.key)) ORDER BY version LIMIT ?2");
   if (!stmt.ok()) return stmt.error();
   (*stmt)->Bind(1, static_cast<int64_t>(after_version)).Bind(2, int64_t{max_changes});
   if (!scope_store.empty()) (*stmt)->Bind(3, scope_store);

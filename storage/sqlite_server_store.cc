@@ -166,28 +166,6 @@ INSERT OR IGNORE INTO member_stores(store_id, member_id)
     {4, R"sql(
 DROP INDEX events_by_member;
 )sql"},
-    // Each store's member changes, for its MEMBER_SCOPE_STORE terminals:
-    // their pull reads the store's rows in version order instead of testing
-    // every member change of every store against member_stores (with
-    // thousands of terminals that test was most of the server's CPU).
-    // Kept by Bump and JoinStoreScope; a member's row per store of its scope
-    // carries the version of its latest change.
-    {5, R"sql(
-CREATE INDEX member_stores_by_member ON member_stores(member_id, store_id);
-CREATE TABLE store_changes(
-  store_id  TEXT NOT NULL,
-  member_id TEXT NOT NULL,
-  version   INTEGER NOT NULL,
-  PRIMARY KEY(store_id, member_id)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX store_changes_by_version ON store_changes(store_id, version);
--- The changes every store gets (offers, programme, erasures) are few: a
--- scoped pull reads them by kind rather than scanning member changes.
-CREATE INDEX changes_by_kind ON changes(kind, version);
-INSERT INTO store_changes(store_id, member_id, version)
-  SELECT m.store_id, c.key, c.version FROM changes c
-  JOIN member_stores m ON m.member_id = c.key WHERE c.kind = 'member';
-)sql"},
 };
 
 std::string EventKey(const v1::EventId& id) {
@@ -405,7 +383,11 @@ class SqliteServerStore final : public ServerStore {
     if (auto s = CreditReferrers(fresh, now_ms); !s.ok()) return s.error();
     for (auto& [member_id, member_events] : fresh) {
       if (auto s = ApplyToMember(member_id, member_events, now_ms); !s.ok()) return s.error();
-      if (auto s = JoinStoreScope(store_id, member_id); !s.ok()) return s.error();
+      if (auto s = Exec("INSERT OR IGNORE INTO member_stores(store_id, member_id) VALUES(?, ?)",
+                        {store_id, member_id});
+          !s.ok()) {
+        return s.error();
+      }
       out.touched_members.push_back(member_id);
     }
     if (auto s = Exec("INSERT INTO stores(store_id, last_seen_ms, events_received, "
@@ -447,7 +429,11 @@ class SqliteServerStore final : public ServerStore {
     auto ledger = LoadLedger(member_id);
     if (!ledger.ok()) return ledger.error();
     if (!*ledger) return std::optional<v1::MemberSnapshot>();
-    if (auto s = JoinStoreScope(store_id, member_id); !s.ok()) return s.error();
+    if (auto s = Exec("INSERT OR IGNORE INTO member_stores(store_id, member_id) VALUES(?, ?)",
+                      {store_id, member_id});
+        !s.ok()) {
+      return s.error();
+    }
     return std::optional<v1::MemberSnapshot>((*ledger)->snapshot());
   }
 
@@ -832,12 +818,6 @@ class SqliteServerStore final : public ServerStore {
         !s.ok()) {
       return s.error();
     }
-    if (auto s = Exec("DELETE FROM store_changes WHERE member_id = ?1 AND store_id IN "
-                      "(SELECT store_id FROM member_stores WHERE member_id = ?1)",
-                      {member_id});
-        !s.ok()) {
-      return s.error();
-    }
     if (auto s = SaveLedger(**ledger); !s.ok()) return s.error();
     auto version = Bump("erased", member_id);
     if (!version.ok()) return version.error();
@@ -1087,32 +1067,8 @@ class SqliteServerStore final : public ServerStore {
         !s.ok()) {
       return s.error();
     }
-    // The member's change, in the feed of every store whose scope holds it.
-    if (kind == "member") {
-      if (auto s = Exec("INSERT INTO store_changes(store_id, member_id, version) SELECT "
-                        "store_id, member_id, ?2 FROM member_stores WHERE member_id = ?1 "
-                        "ON CONFLICT DO UPDATE SET version = excluded.version",
-                        {key}, {static_cast<int64_t>(version)});
-          !s.ok()) {
-        return s.error();
-      }
-    }
     if (feed_version_) feed_version_ = version;
     return version;
-  }
-
-  // `member_id` is in `store_id`'s scope from now on (an event there, or a
-  // lookup from there): its latest change joins the store's feed.
-  Status JoinStoreScope(const std::string& store_id, const std::string& member_id) {
-    if (auto s = Exec("INSERT OR IGNORE INTO member_stores(store_id, member_id) VALUES(?, ?)",
-                      {store_id, member_id});
-        !s.ok()) {
-      return s;
-    }
-    if (db_->Changes() == 0) return {};  // already in scope: Bump keeps its row
-    return Exec("INSERT OR IGNORE INTO store_changes(store_id, member_id, version) SELECT ?1, "
-                "key, version FROM changes WHERE kind = 'member' AND key = ?2",
-                {store_id, member_id});
   }
 
   Result<std::optional<v1::MemberLedger>> LoadLedger(const std::string& member_id) {
