@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 
+#include <algorithm>
 #include <tuple>
 #include <vector>
 
@@ -106,29 +107,27 @@ Result<uint64_t> ReadLatestVersion(Database& db) {
   return v;
 }
 
-Result<v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,
-                                        uint32_t max_changes, const std::string& scope_store) {
-  if (max_changes == 0 || max_changes > 5000) max_changes = 1000;
-  auto txn = Transaction::Begin(db, Transaction::Mode::kDeferred);
-  if (!txn.ok()) return txn.error();
-  auto latest = ReadLatestVersion(db);
-  if (!latest.ok()) return latest.error();
-  // A cursor from the future (the server was restored from a backup) is
-  // served a full snapshot rather than nothing.
-  if (after_version > *latest) after_version = 0;
-  auto stmt =
-      scope_store.empty()
-          ? db.Prepare(
-                "SELECT kind, key, version FROM changes WHERE version > ? ORDER BY version "
-                "LIMIT ?")
-          : db.Prepare(
-                "SELECT kind, key, version FROM changes c WHERE version > ?1 AND (kind <> "
-                "'member' OR EXISTS (SELECT 1 FROM member_stores m WHERE m.store_id = ?3 "
-                "AND m.member_id = c.key)) ORDER BY version LIMIT ?2");
+namespace {
+
+using Row = std::tuple<std::string, std::string, uint64_t>;  // kind, key, version
+
+uint32_t PageSize(uint32_t max_changes) {
+  return max_changes == 0 || max_changes > 5000 ? 1000 : max_changes;
+}
+
+// In-scope feed rows after `after` (at most `limit`; 0: all), by version.
+Result<std::vector<Row>> SelectRows(Database& db, uint64_t after, uint32_t limit,
+                                    const std::string& scope_store) {
+  const std::string in_scope =
+      scope_store.empty() ? "" : " AND (kind <> 'member' OR EXISTS (SELECT 1 FROM member_stores m "
+                                 "WHERE m.store_id = ?3 AND m.member_id = c.key))";
+  auto stmt = db.Prepare("SELECT kind, key, version FROM changes c WHERE version > ?1" + in_scope +
+                         " ORDER BY version" + (limit > 0 ? " LIMIT ?2" : ""));
   if (!stmt.ok()) return stmt.error();
-  (*stmt)->Bind(1, static_cast<int64_t>(after_version)).Bind(2, int64_t{max_changes});
+  (*stmt)->Bind(1, static_cast<int64_t>(after));
+  if (limit > 0) (*stmt)->Bind(2, int64_t{limit});
   if (!scope_store.empty()) (*stmt)->Bind(3, scope_store);
-  std::vector<std::tuple<std::string, std::string, uint64_t>> rows;
+  std::vector<Row> rows;
   for (;;) {
     auto row = (*stmt)->Step();
     if (!row.ok()) return row.error();
@@ -136,8 +135,15 @@ Result<v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,
     rows.emplace_back((*stmt)->ColumnText(0), (*stmt)->ColumnText(1),
                       static_cast<uint64_t>((*stmt)->ColumnInt(2)));
   }
+  return rows;
+}
+
+// The page for `rows` (the first `max_changes` in-scope changes after
+// `after`, or fewer when the feed ends), inside the caller's transaction.
+Result<v1::ChangesPage> BuildPage(Database& db, const std::vector<Row>& rows, uint64_t after,
+                                  uint32_t max_changes, bool scoped, uint64_t latest) {
   v1::ChangesPage page;
-  page.set_cursor(after_version);
+  page.set_cursor(after);
   for (const auto& [kind, key, version] : rows) {
     v1::Change* change = page.add_changes();
     change->set_version(version);
@@ -147,8 +153,87 @@ Result<v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,
   page.set_has_more(rows.size() == max_changes);
   // Scoped, the changes after the last one sent may all be out of scope:
   // the whole feed up to `latest` has been considered.
-  if (!scope_store.empty() && !page.has_more()) page.set_cursor(*latest);
+  if (scoped && !page.has_more()) page.set_cursor(latest);
   return page;
+}
+
+// The version the feed holds for (kind, key) now; 0 when none.
+Result<uint64_t> CurrentVersion(Database& db, const std::string& kind, const std::string& key) {
+  auto stmt = db.Prepare("SELECT version FROM changes WHERE kind = ? AND key = ?");
+  if (!stmt.ok()) return stmt.error();
+  (*stmt)->Bind(1, kind).Bind(2, key);
+  auto row = (*stmt)->Step();
+  if (!row.ok()) return row.error();
+  const uint64_t version = *row ? static_cast<uint64_t>((*stmt)->ColumnInt(0)) : 0;
+  (*stmt)->Reset();
+  return version;
+}
+
+}  // namespace
+
+Result<v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,
+                                        uint32_t max_changes, const std::string& scope_store) {
+  max_changes = PageSize(max_changes);
+  auto txn = Transaction::Begin(db, Transaction::Mode::kDeferred);
+  if (!txn.ok()) return txn.error();
+  auto latest = ReadLatestVersion(db);
+  if (!latest.ok()) return latest.error();
+  // A cursor from the future (the server was restored from a backup) is
+  // served a full snapshot rather than nothing.
+  if (after_version > *latest) after_version = 0;
+  auto rows = SelectRows(db, after_version, max_changes, scope_store);
+  if (!rows.ok()) return rows.error();
+  return BuildPage(db, *rows, after_version, max_changes, !scope_store.empty(), *latest);
+}
+
+Result<v1::ChangesPage> ScopedFeedCache::Read(Database& db, uint64_t after_version,
+                                              uint32_t max_changes, const std::string& store_id) {
+  max_changes = PageSize(max_changes);
+  auto txn = Transaction::Begin(db, Transaction::Mode::kDeferred);
+  if (!txn.ok()) return txn.error();
+  auto latest = ReadLatestVersion(db);
+  if (!latest.ok()) return latest.error();
+  if (after_version > *latest) after_version = 0;
+
+  auto [it, fresh] = stores_.try_emplace(store_id);
+  StoreFeed& feed = it->second;
+  if (fresh || feed.scanned_to > *latest) {  // new, or the ledger went back (a restore)
+    feed = StoreFeed{after_version, after_version, {}};
+  }
+  if (after_version < feed.from) {
+    auto rows = SelectRows(db, after_version, max_changes, store_id);
+    if (!rows.ok()) return rows.error();
+    return BuildPage(db, *rows, after_version, max_changes, true, *latest);
+  }
+  if (feed.scanned_to < *latest) {
+    auto added = SelectRows(db, feed.scanned_to, 0, store_id);
+    if (!added.ok()) return added.error();
+    for (auto& [kind, key, version] : *added) {
+      feed.entries.push_back(Entry{version, std::move(kind), std::move(key)});
+    }
+    feed.scanned_to = *latest;
+    while (feed.entries.size() > max_per_store_) {
+      feed.from = feed.entries.front().version;
+      feed.entries.pop_front();
+    }
+    if (after_version < feed.from) {  // trimmed past this cursor
+      auto rows = SelectRows(db, after_version, max_changes, store_id);
+      if (!rows.ok()) return rows.error();
+      return BuildPage(db, *rows, after_version, max_changes, true, *latest);
+    }
+  }
+  // A change kept here may have been superseded (the member changed again,
+  // or was erased): only the ones the feed still holds at their version are
+  // sent, as the feed itself would list them.
+  auto next = std::upper_bound(feed.entries.begin(), feed.entries.end(), after_version,
+                               [](uint64_t v, const Entry& e) { return v < e.version; });
+  std::vector<Row> rows;
+  for (; next != feed.entries.end() && rows.size() < max_changes; ++next) {
+    auto current = CurrentVersion(db, next->kind, next->key);
+    if (!current.ok()) return current.error();
+    if (*current == next->version) rows.emplace_back(next->kind, next->key, next->version);
+  }
+  return BuildPage(db, rows, after_version, max_changes, true, *latest);
 }
 
 }  // namespace loyalty::storage

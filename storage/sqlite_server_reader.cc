@@ -169,7 +169,8 @@ class SqliteServerReader final : public ServerReader {
   Result<v1::ChangesPage> Changes(uint64_t after_version, uint32_t max_changes,
                                   const std::string& scope_store) override {
     if (snapshot_) return MakeError(core::code::kInternal, "a read snapshot is open");
-    return ReadChangesPage(*db_, after_version, max_changes, scope_store);
+    if (scope_store.empty()) return ReadChangesPage(*db_, after_version, max_changes, {});
+    return scoped_feed_.Read(*db_, after_version, max_changes, scope_store);
   }
 
   Result<uint64_t> LatestVersion() override { return ReadLatestVersion(*db_); }
@@ -470,6 +471,7 @@ class SqliteServerReader final : public ServerReader {
 
   std::unique_ptr<Database> db_;
   const std::string path_;
+  ScopedFeedCache scoped_feed_;  // pulls of MEMBER_SCOPE_STORE terminals
   const SegmentationOptions options_;
   std::optional<Transaction> snapshot_;
   std::vector<Statement*> scan_statements_;  // of the scan running now

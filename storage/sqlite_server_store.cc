@@ -426,6 +426,8 @@ class SqliteServerStore final : public ServerStore {
       (*stmt)->Reset();
     }
     if (member_id.empty()) return std::optional<v1::MemberSnapshot>();
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
     auto ledger = LoadLedger(member_id);
     if (!ledger.ok()) return ledger.error();
     if (!*ledger) return std::optional<v1::MemberSnapshot>();
@@ -434,6 +436,16 @@ class SqliteServerStore final : public ServerStore {
         !s.ok()) {
       return s.error();
     }
+    // New in the store's scope: a new version of the member, so that it
+    // reaches every terminal of the store through the feed, whatever their
+    // cursors (and the feed readers' per-store caches learn it).
+    if (db_->Changes() > 0) {
+      auto version = Bump("member", member_id);
+      if (!version.ok()) return version.error();
+      (*ledger)->mutable_snapshot()->set_version(*version);
+      if (auto s = SaveLedger(**ledger); !s.ok()) return s.error();
+    }
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
     return std::optional<v1::MemberSnapshot>((*ledger)->snapshot());
   }
 

@@ -4,6 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 #include "core/programme.h"
 #include "storage/server_store.h"
 #include "tests/server/test_events.h"
@@ -282,6 +285,69 @@ TEST_F(ServerStoreTest, AReaderServesTheSameFeedAsTheStore) {
                                                                   (*record)->ledger.snapshot()))
         << c.member().DebugString();
   }
+}
+
+// Feed readers keep each store's scoped feed between pulls: their pages are
+// the store's own (one query over the whole feed), page by page, for
+// terminals pulling at their own pace through random sales at three stores,
+// lookups, offers and an erasure, new terminals starting from 0 included.
+TEST_F(ServerStoreTest, AReadersScopedPagesEqualTheStoresOnRandomHistories) {
+  std::mt19937 rng(20261123);
+  auto reader = store_->OpenReader();
+  ASSERT_TRUE(reader.ok()) << reader.error().message;
+  const std::vector<std::string> stores = {"S1", "S2", "S3"};
+  std::map<std::string, uint64_t> seq;
+  std::vector<std::string> members;
+  std::map<std::pair<std::string, int>, uint64_t> cursors;  // (store, terminal) -> cursor
+  int pages = 0;
+  auto pull = [&](const std::string& store, int terminal) {
+    uint64_t& cursor = cursors[{store, terminal}];
+    const uint32_t max = 1 + rng() % 6;
+    for (int guard = 0; guard < 1000; ++guard) {
+      auto from_reader = (*reader)->Changes(cursor, max, store);
+      auto from_store = store_->Changes(cursor, max, store);
+      ASSERT_TRUE(from_reader.ok() && from_store.ok());
+      ASSERT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*from_reader, *from_store))
+          << store << " terminal " << terminal << " after " << cursor << " max " << max
+          << "\nreader:\n" << from_reader->DebugString() << "store:\n" << from_store->DebugString();
+      ++pages;
+      cursor = from_store->cursor();
+      if (!from_store->has_more()) return;
+    }
+    FAIL() << "the feed never ended";
+  };
+  for (int step = 0; step < 400; ++step) {
+    const std::string& store = stores[rng() % stores.size()];
+    const int action = static_cast<int>(rng() % 12);
+    if (members.size() < 3 || action == 0) {
+      const std::string id = "p-" + std::to_string(members.size());
+      Ingest(store, {Enrol(store, ++seq[store], id, HashOf(static_cast<int>(members.size())))});
+      members.push_back(id);
+    } else if (action <= 5) {
+      const std::string& id = members[rng() % members.size()];
+      Ingest(store, {Purchase(store, ++seq[store], id, 1 + static_cast<int64_t>(rng() % 50))});
+    } else if (action == 6) {
+      ASSERT_TRUE(store_->LookupForStore(HashOf(static_cast<int>(rng() % members.size())), store)
+                      .ok());
+    } else if (action == 7) {
+      v1::Offer offer;
+      offer.set_id("o-" + std::to_string(rng() % 4));
+      offer.set_name("Offer");
+      offer.set_bonus_points(5);
+      ASSERT_TRUE(store_->PutOffer(offer).ok());
+    } else if (action == 8 && step > 200 && members.size() > 5) {
+      ASSERT_TRUE(store_->EraseMember(members[rng() % members.size()]).ok());
+    } else if (action == 9) {
+      cursors[{store, static_cast<int>(rng() % 3)}] = 0;  // a new terminal
+    } else {
+      pull(store, static_cast<int>(rng() % 3));
+    }
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  for (const auto& store : stores) {
+    for (int terminal = 0; terminal < 3; ++terminal) pull(store, terminal);
+  }
+  EXPECT_GT(pages, 200);
 }
 
 TEST_F(ServerStoreTest, CursorAheadOfTheFeedGetsAFullSnapshot) {
