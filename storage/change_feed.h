@@ -33,8 +33,10 @@ core::Result<loyalty::v1::ChangesPage> ReadChangesPage(Database& db, uint64_t af
 // time.
 class ScopedFeedCache {
  public:
-  // At most this many changes kept per store.
-  explicit ScopedFeedCache(std::size_t max_per_store = 50000) : max_per_store_(max_per_store) {}
+  // At most this many changes kept per store (about 100 bytes each): a few
+  // minutes of a busy store's changes, so that terminals pulling every few
+  // seconds are served from here.
+  explicit ScopedFeedCache(std::size_t max_per_store = 10000) : max_per_store_(max_per_store) {}
 
   core::Result<loyalty::v1::ChangesPage> Read(Database& db, uint64_t after_version,
                                               uint32_t max_changes, const std::string& store_id);
