@@ -169,49 +169,56 @@ Result<uint64_t> CurrentVersion(Database& db, const std::string& kind, const std
   return version;
 }
 
+// Starts a page's read transaction on `db` and reads the feed's latest
+// version. A cursor from the future (the server was restored from a backup)
+// is moved to 0: it is served a full snapshot rather than nothing.
+Result<Transaction> BeginPage(Database& db, uint64_t* after_version, uint64_t* latest) {
+  auto txn = Transaction::Begin(db, Transaction::Mode::kDeferred);
+  if (!txn.ok()) return txn.error();
+  auto version = ReadLatestVersion(db);
+  if (!version.ok()) return version.error();
+  *latest = *version;
+  if (*after_version > *latest) *after_version = 0;
+  return txn;
+}
+
 }  // namespace
 
 Result<v1::ChangesPage> ReadChangesPage(Database& db, uint64_t after_version,
                                         uint32_t max_changes, const std::string& scope_store) {
   max_changes = PageSize(max_changes);
-  auto txn = Transaction::Begin(db, Transaction::Mode::kDeferred);
+  uint64_t latest = 0;
+  auto txn = BeginPage(db, &after_version, &latest);
   if (!txn.ok()) return txn.error();
-  auto latest = ReadLatestVersion(db);
-  if (!latest.ok()) return latest.error();
-  // A cursor from the future (the server was restored from a backup) is
-  // served a full snapshot rather than nothing.
-  if (after_version > *latest) after_version = 0;
   auto rows = SelectRows(db, after_version, max_changes, scope_store);
   if (!rows.ok()) return rows.error();
-  return BuildPage(db, *rows, after_version, max_changes, !scope_store.empty(), *latest);
+  return BuildPage(db, *rows, after_version, max_changes, !scope_store.empty(), latest);
 }
 
 Result<v1::ChangesPage> ScopedFeedCache::Read(Database& db, uint64_t after_version,
                                               uint32_t max_changes, const std::string& store_id) {
   max_changes = PageSize(max_changes);
-  auto txn = Transaction::Begin(db, Transaction::Mode::kDeferred);
+  uint64_t latest = 0;
+  auto txn = BeginPage(db, &after_version, &latest);
   if (!txn.ok()) return txn.error();
-  auto latest = ReadLatestVersion(db);
-  if (!latest.ok()) return latest.error();
-  if (after_version > *latest) after_version = 0;
 
   auto [it, fresh] = stores_.try_emplace(store_id);
   StoreFeed& feed = it->second;
-  if (fresh || feed.scanned_to > *latest) {  // new, or the ledger went back (a restore)
+  if (fresh || feed.scanned_to > latest) {  // new, or the ledger went back (a restore)
     feed = StoreFeed{after_version, after_version, {}};
   }
   if (after_version < feed.from) {
     auto rows = SelectRows(db, after_version, max_changes, store_id);
     if (!rows.ok()) return rows.error();
-    return BuildPage(db, *rows, after_version, max_changes, true, *latest);
+    return BuildPage(db, *rows, after_version, max_changes, true, latest);
   }
-  if (feed.scanned_to < *latest) {
+  if (feed.scanned_to < latest) {
     auto added = SelectRows(db, feed.scanned_to, 0, store_id);
     if (!added.ok()) return added.error();
     for (auto& [kind, key, version] : *added) {
       feed.entries.push_back(Entry{version, std::move(kind), std::move(key)});
     }
-    feed.scanned_to = *latest;
+    feed.scanned_to = latest;
     while (feed.entries.size() > max_per_store_) {
       feed.from = feed.entries.front().version;
       feed.entries.pop_front();
@@ -219,7 +226,7 @@ Result<v1::ChangesPage> ScopedFeedCache::Read(Database& db, uint64_t after_versi
     if (after_version < feed.from) {  // trimmed past this cursor
       auto rows = SelectRows(db, after_version, max_changes, store_id);
       if (!rows.ok()) return rows.error();
-      return BuildPage(db, *rows, after_version, max_changes, true, *latest);
+      return BuildPage(db, *rows, after_version, max_changes, true, latest);
     }
   }
   // A change kept here may have been superseded (the member changed again,
@@ -233,7 +240,7 @@ Result<v1::ChangesPage> ScopedFeedCache::Read(Database& db, uint64_t after_versi
     if (!current.ok()) return current.error();
     if (*current == next->version) rows.emplace_back(next->kind, next->key, next->version);
   }
-  return BuildPage(db, rows, after_version, max_changes, true, *latest);
+  return BuildPage(db, rows, after_version, max_changes, true, latest);
 }
 
 }  // namespace loyalty::storage

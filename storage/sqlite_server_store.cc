@@ -449,15 +449,7 @@ class SqliteServerStore final : public ServerStore {
     return std::optional<v1::MemberSnapshot>((*ledger)->snapshot());
   }
 
-  Result<uint64_t> LatestVersion() override {
-    auto stmt = db_->Prepare("SELECT coalesce(max(version), 0) FROM changes");
-    if (!stmt.ok()) return stmt.error();
-    auto row = (*stmt)->Step();
-    if (!row.ok()) return row.error();
-    const auto v = static_cast<uint64_t>((*stmt)->ColumnInt(0));
-    (*stmt)->Reset();
-    return v;
-  }
+  Result<uint64_t> LatestVersion() override { return ReadLatestVersion(*db_); }
 
   // --------------------------------------------------------- head office --
 
