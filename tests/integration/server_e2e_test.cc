@@ -13,11 +13,6 @@
 // time. The random seed is printed so that a failing run can be read back.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -34,6 +29,8 @@
 #include "loyalty/v1/server.pb.h"
 #include "pki/ca.h"
 #include "proto/json.h"
+#include "tests/support/eventually.h"
+#include "tests/support/free_port.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -41,49 +38,15 @@
 namespace loyalty {
 namespace {
 
+using testing::Eventually;
+using testing::FreePort;
 using testing::HttpClient;
 using testing::Process;
 using Clock = std::chrono::steady_clock;
 
-constexpr auto kPollLimit = std::chrono::seconds(120);
-
 std::string Card(int i) {
   const std::string payload = "60000000000" + std::to_string(4000 + i);
   return payload + core::LuhnCheckDigit(payload);
-}
-
-// A port nobody listens on (yet), below the kernel's ephemeral range: an
-// agent connecting to a port in that range while nobody listens there can
-// get that very port as its own source port (a TCP self-connect), and the
-// server could then not bind it. Checked free by binding it once.
-uint16_t FreePort() {
-  int low = 32768;
-  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> low;
-  std::random_device rd;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int port = low > 12000 ? 10000 + static_cast<int>(rd() % (low - 11000)) : 0;
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    if (bound) return ntohs(addr.sin_port);
-  }
-  return 0;
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, std::chrono::seconds limit = kPollLimit) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
 }
 
 // The last `bytes` of a file: logs of processes restarted many times.
@@ -467,7 +430,7 @@ class Till {
       const std::string txn = prefix_ + std::to_string(n);
       const int card = cards_[n % cards_.size()];
       const std::string body = CommitBody(txn, card, n);
-      const auto deadline = Clock::now() + kPollLimit;
+      const auto deadline = Clock::now() + std::chrono::seconds(120);
       for (;;) {
         if (Clock::now() > deadline) {
           ADD_FAILURE() << txn << " was never answered";

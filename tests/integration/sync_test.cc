@@ -5,11 +5,6 @@
 // nothing asserts on elapsed time.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -19,6 +14,8 @@
 #include "loyalty/v1/api.pb.h"
 #include "pki/ca.h"
 #include "proto/json.h"
+#include "tests/support/eventually.h"
+#include "tests/support/free_port.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -27,35 +24,14 @@
 namespace loyalty {
 namespace {
 
+using testing::Eventually;
+using testing::FreePort;
 using testing::HttpClient;
 using testing::Process;
 
 std::string Card(int i) {
   const std::string payload = "60000000000" + std::to_string(2000 + i);
   return payload + core::LuhnCheckDigit(payload);
-}
-
-// A port nobody listens on (yet): bound, read and released.
-uint16_t FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-template <typename Pred>
-bool Eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(120)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return pred();
 }
 
 // The head-office CA, a server bundle for 127.0.0.1 and store bundles.
