@@ -4,6 +4,8 @@
 #include <limits>
 #include <string>
 
+#include "storage/protobuf_blob.h"
+
 namespace loyalty::storage {
 namespace {
 
@@ -78,15 +80,6 @@ ALTER TABLE requests ADD COLUMN seq INTEGER;
 };
 
 constexpr const char* kOutboxFrom = "outbox_from";
-
-template <typename Message>
-Result<Message> ParseBlob(std::string_view blob, const char* what) {
-  Message m;
-  if (!m.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-    return MakeError(core::code::kInternal, std::string("corrupt ") + what + " record");
-  }
-  return m;
-}
 
 }  // namespace
 

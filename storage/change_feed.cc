@@ -9,6 +9,7 @@
 
 #include "core/programme.h"
 #include "loyalty/v1/server.pb.h"
+#include "storage/protobuf_blob.h"
 
 namespace loyalty::storage {
 namespace {
@@ -16,16 +17,6 @@ namespace {
 namespace v1 = loyalty::v1;
 using core::MakeError;
 using core::Result;
-
-template <typename Message>
-Result<Message> ParseRow(Statement& stmt, int column, const char* what) {
-  Message m;
-  const std::string_view blob = stmt.ColumnBlob(column);
-  if (!m.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-    return MakeError(core::code::kInternal, std::string("corrupt ") + what);
-  }
-  return m;
-}
 
 // Merges the snapshot inside a stored MemberLedger into `out`, skipping the
 // rest: the daily activity is most of the blob, and a page of a pull reads
@@ -79,14 +70,14 @@ core::Status Fill(Database& db, const std::string& kind, const std::string& key,
     if (!*row) return MakeError(core::code::kInternal, "change for a missing offer " + key);
     if (s.ColumnInt(1) != 0) {
       change->set_withdrawn_offer_id(key);
-    } else if (auto offer = ParseRow<v1::Offer>(s, 0, "offer"); offer.ok()) {
+    } else if (auto offer = ParseBlob<v1::Offer>(s.ColumnBlob(0), "offer"); offer.ok()) {
       *change->mutable_offer() = std::move(*offer);
     } else {
       status = offer.error();
     }
   } else if (!*row) {
     *change->mutable_programme() = core::DefaultProgramme();
-  } else if (auto programme = ParseRow<v1::Programme>(s, 0, "programme"); programme.ok()) {
+  } else if (auto programme = ParseBlob<v1::Programme>(s.ColumnBlob(0), "programme"); programme.ok()) {
     *change->mutable_programme() = std::move(*programme);
   } else {
     status = programme.error();

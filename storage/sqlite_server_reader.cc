@@ -19,6 +19,7 @@
 #include "core/programme.h"
 #include "core/time_util.h"
 #include "storage/change_feed.h"
+#include "storage/protobuf_blob.h"
 #include "storage/server_store.h"
 #include "storage/sqlite.h"
 
@@ -28,15 +29,6 @@ namespace {
 namespace v1 = loyalty::v1;
 using core::MakeError;
 using google::protobuf::internal::WireFormatLite;
-
-template <typename Message>
-Result<Message> Parse(std::string_view blob, const char* what) {
-  Message m;
-  if (!m.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-    return MakeError(core::code::kInternal, std::string("corrupt ") + what);
-  }
-  return m;
-}
 
 // The length-delimited field `number` of the serialized message `bytes`
 // (the last one, as protobuf parsing would keep), without parsing the rest.
@@ -183,14 +175,14 @@ class SqliteServerReader final : public ServerReader {
     auto value = Meta("cut_points");
     if (!value.ok()) return value.error();
     if (!*value) return v1::CutPoints();
-    return Parse<v1::CutPoints>(**value, "cut points");
+    return ParseBlob<v1::CutPoints>(**value, "cut points");
   }
 
   Result<v1::Programme> Programme() override {
     auto value = Meta("programme");
     if (!value.ok()) return value.error();
     if (!*value) return core::DefaultProgramme();
-    return Parse<v1::Programme>(**value, "programme");
+    return ParseBlob<v1::Programme>(**value, "programme");
   }
 
   Result<std::vector<v1::Offer>> Offers() override {
@@ -205,7 +197,7 @@ class SqliteServerReader final : public ServerReader {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+      auto e = ParseBlob<v1::Event>((*stmt)->ColumnBlob(1), "event");
       if (!e.ok()) return e.error();
       for (const auto& o : e->purchase().offers()) {
         out.push_back(OfferUse{(*stmt)->ColumnText(0), o.offer_id(), o.discount(), o.points()});
@@ -462,7 +454,7 @@ class SqliteServerReader final : public ServerReader {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      auto m = Parse<Message>((*stmt)->ColumnBlob(0), what);
+      auto m = ParseBlob<Message>((*stmt)->ColumnBlob(0), what);
       if (!m.ok()) return m.error();
       out.push_back(std::move(*m));
     }

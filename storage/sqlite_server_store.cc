@@ -12,6 +12,7 @@
 #include "core/programme.h"
 #include "core/time_util.h"
 #include "storage/change_feed.h"
+#include "storage/protobuf_blob.h"
 #include "storage/server_store.h"
 #include "storage/sqlite.h"
 
@@ -175,15 +176,6 @@ std::string EventKey(const v1::EventId& id) {
 
 std::string TerminalKey(const v1::EventId& id) {
   return id.store_id() + "/" + id.terminal_id() + "/" + std::to_string(id.epoch());
-}
-
-template <typename Message>
-Result<Message> Parse(std::string_view blob, const char* what) {
-  Message m;
-  if (!m.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-    return MakeError(core::code::kInternal, std::string("corrupt ") + what);
-  }
-  return m;
 }
 
 // Checks what the server needs of an event before applying it. The store id
@@ -481,7 +473,7 @@ class SqliteServerStore final : public ServerStore {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      auto event = Parse<v1::Event>((*stmt)->ColumnBlob(0), "event");
+      auto event = ParseBlob<v1::Event>((*stmt)->ColumnBlob(0), "event");
       if (!event.ok()) return event.error();
       record.history.push_back(std::move(*event));
     }
@@ -525,7 +517,7 @@ class SqliteServerStore final : public ServerStore {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      auto offer = Parse<v1::Offer>((*stmt)->ColumnBlob(0), "offer");
+      auto offer = ParseBlob<v1::Offer>((*stmt)->ColumnBlob(0), "offer");
       if (!offer.ok()) return offer.error();
       out.push_back(std::move(*offer));
     }
@@ -565,7 +557,7 @@ class SqliteServerStore final : public ServerStore {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      auto conflict = Parse<v1::Conflict>((*stmt)->ColumnBlob(1), "conflict");
+      auto conflict = ParseBlob<v1::Conflict>((*stmt)->ColumnBlob(1), "conflict");
       if (!conflict.ok()) return conflict.error();
       conflict->set_id(static_cast<uint64_t>((*stmt)->ColumnInt(0)));
       out.push_back(std::move(*conflict));
@@ -633,7 +625,7 @@ class SqliteServerStore final : public ServerStore {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      auto ledger = Parse<v1::MemberLedger>((*stmt)->ColumnBlob(0), "member ledger");
+      auto ledger = ParseBlob<v1::MemberLedger>((*stmt)->ColumnBlob(0), "member ledger");
       if (!ledger.ok()) return ledger.error();
       ++totals.members;
       totals.points += ledger->snapshot().points_balance();
@@ -804,7 +796,7 @@ class SqliteServerStore final : public ServerStore {
         auto row = (*stmt)->Step();
         if (!row.ok()) return row.error();
         if (!*row) break;
-        auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+        auto e = ParseBlob<v1::Event>((*stmt)->ColumnBlob(1), "event");
         if (!e.ok()) return e.error();
         enrolments.emplace_back((*stmt)->ColumnText(0), std::move(*e));
       }
@@ -1041,7 +1033,7 @@ class SqliteServerStore final : public ServerStore {
       auto row = (*stmt)->Step();
       if (!row.ok()) return row.error();
       if (!*row) break;
-      auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+      auto e = ParseBlob<v1::Event>((*stmt)->ColumnBlob(1), "event");
       if (!e.ok()) return e.error();
       int64_t debit = 0;
       if (e->has_redemption()) debit = e->redemption().points();
@@ -1082,7 +1074,7 @@ class SqliteServerStore final : public ServerStore {
     auto row = (*stmt)->Step();
     if (!row.ok()) return row.error();
     if (!*row) return std::optional<v1::MemberLedger>();
-    auto ledger = Parse<v1::MemberLedger>((*stmt)->ColumnBlob(0), "member ledger");
+    auto ledger = ParseBlob<v1::MemberLedger>((*stmt)->ColumnBlob(0), "member ledger");
     (*stmt)->Reset();
     if (!ledger.ok()) return ledger.error();
     return std::optional<v1::MemberLedger>(std::move(*ledger));
@@ -1116,7 +1108,7 @@ class SqliteServerStore final : public ServerStore {
     auto row = (*stmt)->Step();
     if (!row.ok()) return row.error();
     if (!*row) return MakeError(core::code::kNotFound, "no offer \"" + id + "\"");
-    auto offer = Parse<v1::Offer>((*stmt)->ColumnBlob(0), "offer");
+    auto offer = ParseBlob<v1::Offer>((*stmt)->ColumnBlob(0), "offer");
     const bool retired = (*stmt)->ColumnInt(1) != 0;
     (*stmt)->Reset();
     if (!offer.ok()) return offer.error();
@@ -1129,7 +1121,7 @@ class SqliteServerStore final : public ServerStore {
     auto row = (*stmt)->Step();
     if (!row.ok()) return row.error();
     if (!*row) return core::DefaultProgramme();
-    auto programme = Parse<v1::Programme>((*stmt)->ColumnBlob(0), "programme");
+    auto programme = ParseBlob<v1::Programme>((*stmt)->ColumnBlob(0), "programme");
     (*stmt)->Reset();
     return programme;
   }
@@ -1165,7 +1157,7 @@ class SqliteServerStore final : public ServerStore {
           auto row = (*stmt)->Step();
           if (!row.ok()) return row.error();
           if (!*row) break;
-          auto e = Parse<v1::Event>((*stmt)->ColumnBlob(1), "event");
+          auto e = ParseBlob<v1::Event>((*stmt)->ColumnBlob(1), "event");
           if (!e.ok()) return e.error();
           rows.emplace_back((*stmt)->ColumnText(0), std::move(*e));
         }
@@ -1215,7 +1207,7 @@ class SqliteServerStore final : public ServerStore {
       auto r = (*stmt)->Step();
       if (!r.ok()) return r.error();
       if (!*r) break;
-      auto d = Parse<v1::SegmentDefinition>((*stmt)->ColumnBlob(0), "segment");
+      auto d = ParseBlob<v1::SegmentDefinition>((*stmt)->ColumnBlob(0), "segment");
       if (!d.ok()) return d.error();
       segment_defs_.push_back(std::move(*d));
     }
@@ -1225,7 +1217,7 @@ class SqliteServerStore final : public ServerStore {
     auto c = (*cuts)->Step();
     if (!c.ok()) return c.error();
     if (*c) {
-      auto parsed = Parse<v1::CutPoints>((*cuts)->ColumnBlob(0), "cut points");
+      auto parsed = ParseBlob<v1::CutPoints>((*cuts)->ColumnBlob(0), "cut points");
       (*cuts)->Reset();
       if (!parsed.ok()) return parsed.error();
       cuts_ = std::move(*parsed);
