@@ -139,15 +139,16 @@ void SyncService::HandleUpload(const sync::ConnectionPtr& connection, uint64_t c
                                 std::make_move_iterator(batch.mutable_events()->end()));
   const uint64_t batch_id = batch.batch_id();
   auto job = [self, weak, store_id, correlation_id, batch_id,
-              events = std::move(events)](storage::ServerStore& store) {
+              events = std::move(events)](storage::ServerStore& store) mutable {
     const auto started = std::chrono::steady_clock::now();
-    auto outcome = store.Ingest(store_id, events, NowMs());
+    const size_t count = events.size();
+    auto outcome = store.Ingest(store_id, std::move(events), NowMs());
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     auto conn = weak.lock();
     if (!outcome) {
       spdlog::error("store {}: batch {} of {} events not ingested: {} ({})", store_id, batch_id,
-                    events.size(), outcome.error().message, outcome.error().code);
+                    count, outcome.error().message, outcome.error().code);
       if (conn) self->SendError(conn, correlation_id, outcome.error());
       return;
     }

@@ -85,8 +85,9 @@ class ServerStore {
   virtual ~ServerStore() = default;
 
   // Applies `events` uploaded by `store_id` (from its certificate) at `now_ms`.
+  // Takes the events: they move into the fold instead of being copied.
   virtual core::Result<IngestOutcome> Ingest(const std::string& store_id,
-                                             std::span<const loyalty::v1::Event> events,
+                                             std::vector<loyalty::v1::Event> events,
                                              int64_t now_ms) = 0;
 
   // Changes with version > after_version, oldest first, at most max_changes.

@@ -260,7 +260,7 @@ class SqliteServerStore final : public ServerStore {
 
   // -------------------------------------------------------------- ingest --
 
-  Result<IngestOutcome> Ingest(const std::string& store_id, std::span<const v1::Event> events,
+  Result<IngestOutcome> Ingest(const std::string& store_id, std::vector<v1::Event> events,
                                int64_t now_ms) override {
     auto txn = Transaction::Begin(*db_);
     if (!txn.ok()) return txn.error();
@@ -288,7 +288,7 @@ class SqliteServerStore final : public ServerStore {
     int64_t rejected = 0;
     int64_t applied = 0;
 
-    for (const v1::Event& event : events) {
+    for (v1::Event& event : events) {
       auto reject = [&](const core::Error& error) -> Status {
         v1::EventRejection r;
         *r.mutable_id() = event.id();
@@ -354,10 +354,10 @@ class SqliteServerStore final : public ServerStore {
         }
       }
       batch_seq = std::max(batch_seq, event.id().seq());
-      fresh[*member].push_back(event);
       out.acknowledged.push_back(event.id());
       ++applied;
       last_event_ms = std::max(last_event_ms, event.occurred_at_ms());
+      fresh[*member].push_back(std::move(event));  // last use of `event`
     }
 
     for (const auto& [terminal, seq] : terminal_seqs) {
