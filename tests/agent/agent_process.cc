@@ -95,8 +95,10 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_s) {
 }
 
 std::unique_ptr<AgentProcess> AgentProcess::Start(const std::vector<std::string>& extra_args,
-                                                  std::string* error) {
+                                                  std::string* error,
+                                                  const std::string& data_dir) {
   std::unique_ptr<AgentProcess> p(new AgentProcess());
+  p->data_dir_ = data_dir;
   std::vector<std::string> argv = {AgentBinary(), "--data-dir", p->data_dir(), "--listen",
                                    "127.0.0.1:0"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());

@@ -43,16 +43,17 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_s = 3
 
 class AgentProcess {
  public:
-  // Starts loyalty-agent with --data-dir <tmp>/data --listen 127.0.0.1:0
-  // plus `extra_args`, and waits for its "listening on" line. On failure
-  // returns null and sets *error (with the agent's stderr).
+  // Starts loyalty-agent with --data-dir <tmp>/data (or `data_dir`) --listen
+  // 127.0.0.1:0 plus `extra_args`, and waits for its "listening on" line. On
+  // failure returns null and sets *error (with the agent's stderr).
   static std::unique_ptr<AgentProcess> Start(const std::vector<std::string>& extra_args,
-                                             std::string* error);
+                                             std::string* error,
+                                             const std::string& data_dir = "");
   ~AgentProcess();  // SIGTERM, then SIGKILL if it does not exit
 
   uint16_t port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string data_dir() const { return dir_.path() + "/data"; }
+  std::string data_dir() const { return data_dir_.empty() ? dir_.path() + "/data" : data_dir_; }
   std::string Stderr() const;
   bool running() const { return pid_ > 0; }
 
@@ -63,6 +64,7 @@ class AgentProcess {
   AgentProcess() = default;
 
   TempDir dir_;
+  std::string data_dir_;  // when not under dir_
   pid_t pid_ = -1;
   uint16_t port_ = 0;
 };

@@ -12,8 +12,10 @@
 // Waits poll for conditions with generous limits; nothing asserts on elapsed
 // time. The random seed is printed so that a failing run can be read back.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -33,6 +35,7 @@
 #include "tests/support/free_port.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
+#include "tests/support/small_disk.h"
 #include "tests/support/temp_dir.h"
 
 namespace loyalty {
@@ -151,8 +154,12 @@ class Ledger {
 // the admin port is ephemeral and read from the log at every start.
 class Server {
  public:
-  Server(const testing::TempDir& dir, const Pki& pki, uint16_t port)
-      : dir_(dir), pki_(pki), port_(port), log_(dir.file("server.log")) {}
+  Server(const testing::TempDir& dir, const Pki& pki, uint16_t port, std::string data_dir = "")
+      : dir_(dir),
+        pki_(pki),
+        port_(port),
+        data_dir_(data_dir.empty() ? dir.file("server-data") : std::move(data_dir)),
+        log_(dir.file("server.log")) {}
 
   // Starts the server and waits for its ports. A port still held by a
   // connection of the previous process is retried for a while.
@@ -245,7 +252,7 @@ class Server {
   bool StartOnce() {
     process_ = std::make_unique<Process>(
         std::vector<std::string>{
-            testing::BuiltBinary("server/loyalty-server"), "--data-dir", dir_.file("server-data"),
+            testing::BuiltBinary("server/loyalty-server"), "--data-dir", data_dir_,
             "--tls-dir", pki_.ServerBundle(), "--crl", (pki_.ca() / "crl.pem").string(), "--listen",
             "127.0.0.1:" + std::to_string(port_), "--admin-listen", "127.0.0.1:0"},
         log_);
@@ -261,6 +268,7 @@ class Server {
   const testing::TempDir& dir_;
   const Pki& pki_;
   uint16_t port_;
+  const std::string data_dir_;
   int admin_port_ = 0;
   std::string log_;
   std::unique_ptr<Process> process_;
@@ -872,6 +880,46 @@ TEST_F(ServerE2eTest, ServerKilledAtRandomDuringSyncKeepsEveryAcknowledgedCommit
   EXPECT_EQ(b.Status().dead_letters(), 0);
   EXPECT_EQ(a.Terminate(), 0) << a.Log();
   EXPECT_EQ(b.Terminate(), 0) << b.Log();
+  EXPECT_EQ(server.Terminate(), 0) << server.Log();
+}
+
+// The server's disk fills up while a store keeps selling: the server
+// refuses the batches it cannot store (the store keeps them in its outbox
+// and says why), stays up and answers head office; once there is room the
+// store catches up and the server holds every checkout exactly once.
+TEST_F(ServerE2eTest, AServerWithAFullDiskKeepsNothingHalfDoneAndCatchesUpOnceThereIsRoom) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  testing::SmallDisk disk(24 << 20);
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << disk.why();
+  Server server(dir_, pki_, 0, disk.file("server-data"));
+  ASSERT_TRUE(server.Start()) << server.Log();
+  // Rounds only when asked, so the test knows which round met the full disk.
+  Agent agent(dir_, "S1", pki_.Store("S1"), server.port(), 600'000);
+  ASSERT_GT(agent.Start(), 0) << agent.Log();
+  Ledger ledger;
+  const auto cards = Cards(0, 6);
+  for (int card : cards) agent.Enrol(card, &ledger);
+  Checkouts(agent, cards, 60, "before-", &ledger);
+  ASSERT_TRUE(agent.SyncUntilDrained()) << agent.Log();
+
+  ASSERT_GT(disk.FillUp("filler"), 0u);
+  Checkouts(agent, cards, 300, "full-", &ledger);
+  EXPECT_FALSE(agent.SyncOnce());
+  const auto refused = agent.Status();
+  EXPECT_GT(refused.pending_events(), 0);
+  ASSERT_TRUE(refused.has_last_error());
+  EXPECT_EQ(refused.last_error().code(), "disk_full") << refused.DebugString();
+  EXPECT_EQ(refused.dead_letters(), 0) << "a full disk is not the events' fault";
+  // Still up, and head office can still read.
+  EXPECT_EQ(server.Stores().count("S1"), 1u);
+  EXPECT_NE(server.Log().find("not ingested"), std::string::npos) << server.Log();
+
+  std::filesystem::remove(disk.file("filler"));
+  ASSERT_TRUE(agent.SyncUntilDrained()) << agent.Log() << server.Log();
+  ASSERT_TRUE(agent.SyncUntilDrained()) << agent.Log();
+  ExpectServerHolds(server, ledger);
+  ExpectTerminalAgrees(agent, server, cards);
+  EXPECT_EQ(agent.Terminate(), 0) << agent.Log();
   EXPECT_EQ(server.Terminate(), 0) << server.Log();
 }
 

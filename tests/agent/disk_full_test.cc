@@ -1,0 +1,123 @@
+// A terminal whose disk fills up: a real loyalty-agent with its data
+// directory on a small tmpfs that the test fills. Writes answer 503 with
+// "disk_full" and change nothing, reads keep answering, and once space is
+// freed the same request goes through, exactly once.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/beast/http/verb.hpp>
+#include <filesystem>
+#include <string>
+
+#include "core/card.h"
+#include "ctl/http_client.h"
+#include "loyalty/v1/api.pb.h"
+#include "proto/json.h"
+#include "tests/agent/agent_process.h"
+#include "tests/support/small_disk.h"
+
+namespace loyalty::agent {
+namespace {
+
+using boost::beast::http::verb;
+using loyalty::agent_test::AgentProcess;
+using loyalty::testing::SmallDisk;
+namespace v1 = loyalty::v1;
+
+std::string Card(int n) {
+  std::string payload = std::to_string(n);
+  payload.insert(0, 15 - payload.size(), '0');
+  payload[0] = '4';
+  payload.push_back(core::LuhnCheckDigit(payload));
+  return payload;
+}
+
+v1::CommitRequest Basket(const std::string& card, const std::string& txn) {
+  v1::CommitRequest req;
+  req.set_card(card);
+  req.set_pos_txn_id(txn);
+  auto* line = req.add_lines();
+  line->set_sku("COF-1");
+  line->set_category("Coffee");
+  line->set_quantity(3);
+  line->set_unit_price(450);
+  return req;
+}
+
+std::string ErrorCode(const std::string& body) {
+  v1::ErrorResponse error;
+  if (!proto::ParseJson(body, &error).empty()) return "";
+  return error.error().code();
+}
+
+TEST(DiskFull, WritesAnswer503AndChangeNothingUntilThereIsRoomAgain) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+  SmallDisk disk(8 << 20);
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << disk.why();
+
+  std::string error;
+  auto agent = AgentProcess::Start({"--store-id", "S1", "--terminal-id", "till-1",
+                                    "--offline-reserve-points", "0", "--log-level", "warn"},
+                                   &error, disk.file("data"));
+  ASSERT_TRUE(agent) << error;
+  auto url = ctl::ParseUrl(agent->url());
+  ASSERT_TRUE(url.ok());
+  ctl::HttpClient client(*url);
+  auto call = [&](verb method, const std::string& target, const std::string& body = "") {
+    auto reply = client.Call(method, target, body);
+    EXPECT_TRUE(reply.ok()) << (reply.ok() ? "" : reply.error().message);
+    return reply.ok() ? std::move(*reply) : ctl::HttpReply{};
+  };
+  auto balance = [&](const std::string& card) {
+    auto reply = call(verb::get, "/v1/members/" + card);
+    EXPECT_EQ(reply.status, 200u) << reply.body;
+    v1::MemberResponse member;
+    EXPECT_EQ(proto::ParseJson(reply.body, &member), "") << reply.body;
+    return member.member().points_balance();
+  };
+
+  const std::string card = Card(1);
+  v1::EnrolRequest enrol;
+  enrol.set_card(card);
+  enrol.set_display_name("Ana");
+  ASSERT_EQ(call(verb::post, "/v1/members", proto::ToJson(enrol)).status, 201u);
+  auto first = call(verb::post, "/v1/checkout/commit", proto::ToJson(Basket(card, "txn-1")));
+  ASSERT_EQ(first.status, 200u) << first.body;
+  const int64_t before = balance(card);
+  ASSERT_GT(before, 0);
+
+  ASSERT_GT(disk.FillUp("filler"), 0u);
+  const std::string second = proto::ToJson(Basket(card, "txn-2"));
+  auto refused = call(verb::post, "/v1/checkout/commit", second);
+  EXPECT_EQ(refused.status, 503u) << refused.body;
+  EXPECT_EQ(ErrorCode(refused.body), "disk_full") << refused.body;
+  v1::EnrolRequest other;
+  other.set_card(Card(2));
+  other.set_display_name("Bo");
+  auto refused_enrol = call(verb::post, "/v1/members", proto::ToJson(other));
+  EXPECT_EQ(refused_enrol.status, 503u) << refused_enrol.body;
+  EXPECT_EQ(ErrorCode(refused_enrol.body), "disk_full") << refused_enrol.body;
+  // Reads still answer, and nothing changed.
+  EXPECT_EQ(balance(card), before);
+  EXPECT_EQ(call(verb::get, "/v1/members/" + Card(2)).status, 404u);
+  EXPECT_EQ(call(verb::get, "/v1/health").status, 200u);
+
+  // Room again: the refused checkout goes through, once.
+  std::filesystem::remove(disk.file("filler"));
+  auto accepted = call(verb::post, "/v1/checkout/commit", second);
+  ASSERT_EQ(accepted.status, 200u) << accepted.body;
+  v1::CommitResponse committed;
+  ASSERT_EQ(proto::ParseJson(accepted.body, &committed), "");
+  EXPECT_GT(committed.points_earned(), 0);
+  EXPECT_EQ(committed.points_balance(), before + committed.points_earned());
+  auto replay = call(verb::post, "/v1/checkout/commit", second);
+  EXPECT_EQ(replay.status, 200u);
+  EXPECT_EQ(replay.body, accepted.body);
+  EXPECT_EQ(balance(card), before + committed.points_earned());
+  EXPECT_EQ(call(verb::post, "/v1/members", proto::ToJson(other)).status, 201u);
+
+  EXPECT_EQ(agent->Terminate(), 0) << agent->Stderr();
+}
+
+}  // namespace
+}  // namespace loyalty::agent
