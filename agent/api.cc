@@ -243,7 +243,7 @@ unsigned Api::HttpStatusForError(std::string_view code) {
     return 409;
   }
   if (code == c::kTooLarge) return 413;
-  if (code == c::kUnavailable || code == c::kDiskFull) return 503;
+  if (code == c::kUnavailable || code == c::kDiskFull || code == c::kDatabaseCorrupt) return 503;
   if (code == "method_not_allowed") return 405;
   if (code.starts_with("invalid_")) return 400;  // invalid_card, invalid_request, ...
   return 500;
@@ -305,7 +305,7 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
     switch (route) {
       case Route::kHealth: {
         v1::HealthResponse health = service_->Health();
-        return done(200, proto::ToJson(health), kJson);
+        return done(health.status() == "ok" ? 200 : 503, proto::ToJson(health), kJson);
       }
       case Route::kMetrics:
         return done(200, metrics_ ? metrics_->Render() : std::string(), kPrometheusText);

@@ -254,6 +254,11 @@ class Service final : public CheckoutService {
     out.set_terminal_id(options_.terminal_id);
     out.set_programme_version(catalogue->programme.version());
     out.set_pending_events(pending_events_.load());
+    if (database_damaged_.load()) {
+      std::lock_guard lock(damage_mutex_);
+      out.set_status("degraded");
+      out.set_problem(damage_);
+    }
     return out;
   }
 
@@ -773,12 +778,16 @@ class Service final : public CheckoutService {
   void Submit(Fn apply, Callback<T> callback, Dispatch dispatch = Dispatch::kInline) {
     auto done = std::make_shared<Callback<T>>(std::move(callback));
     Job job;
-    job.apply = [apply = std::move(apply), done](AgentStore& store,
-                                                 const Catalogue& catalogue) mutable -> Applied {
+    job.apply = [this, apply = std::move(apply), done](
+                    AgentStore& store, const Catalogue& catalogue) mutable -> Applied {
       auto result = std::make_shared<Result<T>>(apply(store, catalogue));
+      if (!result->ok()) NoteError(result->error());
       const bool keep = result->ok();
-      return Applied{keep, [result, done](const Status& commit) {
-                       if (!commit.ok()) return (*done)(commit.error());
+      return Applied{keep, [this, result, done](const Status& commit) {
+                       if (!commit.ok()) {
+                         NoteError(commit.error());
+                         return (*done)(commit.error());
+                       }
                        (*done)(std::move(*result));
                      }};
     };
@@ -957,9 +966,23 @@ class Service final : public CheckoutService {
       if (!txn.ok()) return txn.error();
       return fn(*reader);
     }();
+    if (!result.ok()) NoteError(result.error());
     std::lock_guard lock(readers_mutex_);
     readers_.push_back(std::move(reader));
     return result;
+  }
+
+  // A damaged database file turns the agent "degraded" (health answers 503
+  // with the problem) until it is restarted on a repaired one: store IT must
+  // hear of it before more checkouts hit the damaged pages.
+  void NoteError(const Error& error) {
+    if (error.code != core::code::kDatabaseCorrupt || database_damaged_.load()) return;
+    std::lock_guard lock(damage_mutex_);
+    if (!damage_.empty()) return;
+    damage_ = "the terminal database " + db_path_ + " is damaged (" + error.message +
+              "): run `loyaltyctl doctor`, which says how to recover its events";
+    spdlog::critical("{}", damage_);
+    database_damaged_ = true;
   }
 
   const ServiceOptions options_;
@@ -994,6 +1017,10 @@ class Service final : public CheckoutService {
   bool recount_pending_ = false;
 
   std::atomic<int64_t> pending_events_;
+
+  std::atomic<bool> database_damaged_{false};
+  std::mutex damage_mutex_;
+  std::string damage_;  // guarded by damage_mutex_
 };
 
 // Cards are looked up by a keyed hash, so a database whose members were

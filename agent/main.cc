@@ -233,6 +233,9 @@ int Run(int argc, char** argv) {
   CheckoutService* svc = service.get();
   metrics.AddGauge("loyalty_pending_events", "Events not yet acknowledged by the server.",
                    [svc] { return static_cast<double>(svc->PendingEvents()); });
+  metrics.AddGauge("loyalty_database_damaged",
+                   "1 once SQLite found the terminal database malformed (see /v1/health).",
+                   [svc] { return svc->Health().status() == "ok" ? 0.0 : 1.0; });
   DisplayHub display;
   Api api(service.get(), &metrics, &display);
   if (sync_client) api.SetSync(sync_client.get());

@@ -27,8 +27,18 @@ inline constexpr const char* kAlreadyReversed = "already_reversed";
 inline constexpr const char* kTooLarge = "too_large";
 inline constexpr const char* kUnavailable = "unavailable";
 inline constexpr const char* kDiskFull = "disk_full";
+// The database file is damaged (SQLite found it malformed): an operator's
+// job (loyaltyctl doctor), not the request's.
+inline constexpr const char* kDatabaseCorrupt = "database_corrupt";
 inline constexpr const char* kInternal = "internal";
 }  // namespace code
+
+// Codes that say the storage failed, not the request: the work is to be
+// retried (or repaired), never blamed on the input.
+inline bool IsStorageFailure(const std::string& c) {
+  return c == code::kInternal || c == code::kUnavailable || c == code::kDiskFull ||
+         c == code::kDatabaseCorrupt;
+}
 
 struct [[nodiscard]] Error {
   std::string code;

@@ -50,7 +50,10 @@ unsigned StatusFor(const std::string& code) {
   if (code == core::code::kNotFound || code == core::code::kUnknownCard) return 404;
   if (code == core::code::kConflict) return 409;
   if (code == core::code::kTooLarge) return 413;
-  if (code == core::code::kUnavailable || code == core::code::kDiskFull) return 503;
+  if (code == core::code::kUnavailable || code == core::code::kDiskFull ||
+      code == core::code::kDatabaseCorrupt) {
+    return 503;
+  }
   if (code == core::code::kInternal) return 500;
   if (code == "method_not_allowed") return 405;
   return 400;  // invalid_request, invalid_offer, invalid_programme, invalid_card, ...

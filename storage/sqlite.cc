@@ -11,6 +11,9 @@ core::Error SqliteError(sqlite3* db, int rc, std::string_view what) {
   switch (rc & 0xff) {
     case SQLITE_FULL:
       return core::MakeError(core::code::kDiskFull, message);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return core::MakeError(core::code::kDatabaseCorrupt, message);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:

@@ -339,11 +339,7 @@ class SqliteServerStore final : public ServerStore {
         if (member.ok()) resolved.emplace(event.member_id(), *member);
       }
       if (!member.ok()) {
-        if (member.error().code == core::code::kInternal ||
-            member.error().code == core::code::kUnavailable ||
-            member.error().code == core::code::kDiskFull) {
-          return member.error();
-        }
+        if (core::IsStorageFailure(member.error().code)) return member.error();
         if (auto r = reject(member.error()); !r.ok()) return r.error();
         continue;
       }

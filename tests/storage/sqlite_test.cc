@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "tests/support/temp_dir.h"
 
 namespace loyalty::storage {
@@ -103,6 +105,37 @@ TEST(Sqlite, FullDatabaseReportsDiskFull) {
   }
   ASSERT_FALSE(last.ok());
   EXPECT_EQ(last.error().code, core::code::kDiskFull);
+}
+
+TEST(Sqlite, DamagedFilesReportDatabaseCorrupt) {
+  testing::TempDir dir;
+  // A page of the table overwritten with garbage.
+  {
+    auto db = OpenDb(dir.file("a.db"));
+    ASSERT_TRUE(db->Exec("CREATE TABLE t(x INTEGER); INSERT INTO t VALUES(1)").ok());
+  }  // closing the last connection checkpoints the WAL into the file
+  {
+    std::fstream f(dir.file("a.db"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096);  // page 2: t's root
+    const std::string garbage(4096, '\x5a');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto db = OpenDb(dir.file("a.db"));
+  auto stmt = db->Prepare("SELECT count(*) FROM t");
+  ASSERT_TRUE(stmt.ok());
+  auto row = (*stmt)->Step();
+  ASSERT_FALSE(row.ok());
+  EXPECT_EQ(row.error().code, core::code::kDatabaseCorrupt) << row.error().message;
+  EXPECT_TRUE(core::IsStorageFailure(row.error().code));
+
+  // Not a database at all.
+  {
+    std::ofstream f(dir.file("b.db"), std::ios::binary);
+    f << std::string(8192, '\x17');
+  }
+  auto opened = Database::Open(dir.file("b.db"), Database::Options{});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.error().code, core::code::kDatabaseCorrupt) << opened.error().message;
 }
 
 TEST(Sqlite, MigrationsApplyOnceAndRefuseANewerSchema) {

@@ -1,12 +1,16 @@
-// A terminal whose disk fills up: a real loyalty-agent with its data
-// directory on a small tmpfs that the test fills. Writes answer 503 with
-// "disk_full" and change nothing, reads keep answering, and once space is
-// freed the same request goes through, exactly once.
+// A real loyalty-agent whose storage fails under it:
+// - its disk fills up (its data directory is on a small tmpfs the test
+//   fills): writes answer 503 "disk_full" and change nothing, reads keep
+//   answering, and once there is room the same request goes through, once;
+// - its database file is damaged: requests that meet the damage answer 503
+//   "database_corrupt", and health turns "degraded" (503) with what to do.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <boost/beast/http/verb.hpp>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "core/card.h"
@@ -116,6 +120,83 @@ TEST(DiskFull, WritesAnswer503AndChangeNothingUntilThereIsRoomAgain) {
   EXPECT_EQ(balance(card), before + committed.points_earned());
   EXPECT_EQ(call(verb::post, "/v1/members", proto::ToJson(other)).status, 201u);
 
+  EXPECT_EQ(agent->Terminate(), 0) << agent->Stderr();
+}
+
+// The root page of `table` in the database at `path`, read with SQLite.
+int64_t RootPage(const std::string& path, const std::string& table) {
+  sqlite3* db = nullptr;
+  int64_t page = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    const std::string sql = "SELECT rootpage FROM sqlite_schema WHERE name = '" + table + "'";
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      page = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close_v2(db);
+  return page;
+}
+
+TEST(DamagedDatabase, RequestsThatMeetTheDamageAnswer503AndHealthSaysWhatToDo) {
+  agent_test::TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const std::vector<std::string> flags = {"--store-id", "S1", "--terminal-id", "till-1",
+                                          "--log-level", "warn"};
+  const std::string card = Card(1);
+  std::string error;
+  {
+    auto agent = AgentProcess::Start(flags, &error, data);
+    ASSERT_TRUE(agent) << error;
+    auto url = ctl::ParseUrl(agent->url());
+    ASSERT_TRUE(url.ok());
+    ctl::HttpClient client(*url);
+    v1::EnrolRequest enrol;
+    enrol.set_card(card);
+    enrol.set_display_name("Ana");
+    auto enrolled = client.Call(verb::post, "/v1/members", proto::ToJson(enrol));
+    ASSERT_TRUE(enrolled.ok());
+    ASSERT_EQ(enrolled->status, 201u);
+    ASSERT_EQ(agent->Terminate(), 0);  // a clean stop checkpoints the WAL into agent.db
+  }
+  // Garbage over the members table's root page.
+  const std::string db_path = data + "/agent.db";
+  const int64_t page = RootPage(db_path, "members");
+  ASSERT_GT(page, 1);
+  {
+    std::fstream f(db_path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp((page - 1) * 4096);
+    const std::string garbage(4096, '\xa5');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+
+  auto agent = AgentProcess::Start(flags, &error, data);
+  ASSERT_TRUE(agent) << error;
+  auto url = ctl::ParseUrl(agent->url());
+  ASSERT_TRUE(url.ok());
+  ctl::HttpClient client(*url);
+  auto health = client.Call(verb::get, "/v1/health");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 200u) << "nothing has met the damage yet: " << health->body;
+
+  auto lookup = client.Call(verb::get, "/v1/members/" + card);
+  ASSERT_TRUE(lookup.ok());
+  EXPECT_EQ(lookup->status, 503u) << lookup->body;
+  EXPECT_EQ(ErrorCode(lookup->body), "database_corrupt") << lookup->body;
+
+  health = client.Call(verb::get, "/v1/health");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 503u) << health->body;
+  v1::HealthResponse degraded;
+  ASSERT_EQ(proto::ParseJson(health->body, &degraded), "") << health->body;
+  EXPECT_EQ(degraded.status(), "degraded");
+  EXPECT_NE(degraded.problem().find("loyaltyctl doctor"), std::string::npos) << health->body;
+  auto metrics = client.Call(verb::get, "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("loyalty_database_damaged 1"), std::string::npos) << metrics->body;
+  EXPECT_NE(agent->Stderr().find("is damaged"), std::string::npos) << agent->Stderr();
   EXPECT_EQ(agent->Terminate(), 0) << agent->Stderr();
 }
 
