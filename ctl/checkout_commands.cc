@@ -266,6 +266,7 @@ void PrintHealth(const v1::HealthResponse& r, std::ostream& out) {
   Row(out, "Store", r.store_id() + ", terminal " + r.terminal_id());
   Row(out, "Programme", "version " + std::to_string(r.programme_version()));
   Row(out, "Pending events", std::to_string(r.pending_events()));
+  if (!r.problem().empty()) Row(out, "Problem", r.problem());
 }
 
 // Calls the API and prints the outcome; returns the exit code.
@@ -288,8 +289,11 @@ int CallApi(const Common& common, verb method, const std::string& target, const 
   if (common.json) out << reply->body << "\n";
   if (!ok) {
     v1::ErrorResponse error;
+    Resp answer;
     if (proto::ParseJson(reply->body, &error).empty() && !error.error().code().empty()) {
       err << "error: " << error.error().code() << ": " << error.error().message() << "\n";
+    } else if (!common.json && proto::ParseJson(reply->body, &answer).empty()) {
+      print(answer, out);  // e.g. a degraded health: the answer says what is wrong
     } else {
       err << "error: HTTP " << reply->status << ": " << reply->body << "\n";
     }

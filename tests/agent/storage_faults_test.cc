@@ -197,6 +197,11 @@ TEST(DamagedDatabase, RequestsThatMeetTheDamageAnswer503AndHealthSaysWhatToDo) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("loyalty_database_damaged 1"), std::string::npos) << metrics->body;
   EXPECT_NE(agent->Stderr().find("is damaged"), std::string::npos) << agent->Stderr();
+  // The operator's view: loyaltyctl health prints the problem and fails.
+  const auto ctl = agent_test::RunProcess({agent_test::CtlBinary(), "health", "--url", agent->url()});
+  EXPECT_EQ(ctl.exit_code, 1) << ctl.out << ctl.err;
+  EXPECT_NE(ctl.out.find("degraded"), std::string::npos) << ctl.out << ctl.err;
+  EXPECT_NE(ctl.out.find("loyaltyctl doctor"), std::string::npos) << ctl.out << ctl.err;
   EXPECT_EQ(agent->Terminate(), 0) << agent->Stderr();
 }
 
