@@ -169,6 +169,7 @@ v1::SyncStatusResponse ToResponse(const sync::SyncStatus& status) {
   }
   out.set_cursor(status.cursor);
   out.set_epoch(status.epoch);
+  if (status.clock_skew_ms) out.set_clock_skew_ms(*status.clock_skew_ms);
   for (const auto& d : status.recent_dead_letters) {
     auto* view = out.add_recent_dead_letters();
     view->set_event_id(d.event_key);

@@ -3,6 +3,7 @@
 // default, the API's JSON with --json.
 #include <boost/program_options.hpp>
 #include <fstream>
+#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 
@@ -306,6 +307,11 @@ bool PrintHuman(const Request& r, const std::string& body, std::ostream& out) {
       for (const auto& term : s.terminals()) {
         terminals += (terminals.empty() ? "" : ", ") + term.terminal_id() + "#" +
                      std::to_string(term.last_seq());
+        // Worth a glance only when it is off by minutes (NTP keeps it to ms).
+        if (term.connected() && std::abs(term.clock_skew_ms()) > 2 * 60 * 1000) {
+          terminals += " (clock " + std::to_string(std::abs(term.clock_skew_ms()) / 1000) + " s " +
+                       (term.clock_skew_ms() > 0 ? "ahead" : "behind") + ")";
+        }
       }
       out << std::setw(16) << s.store_id() << std::setw(10) << (s.connected() ? "yes" : "no")
           << std::setw(22) << When(s.last_seen_ms()) << std::setw(10) << s.events_received()

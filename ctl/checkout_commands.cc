@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdint>
 #include <functional>
+#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 
@@ -506,6 +507,14 @@ void PrintSync(const v1::SyncStatusResponse& r, std::ostream& out) {
   }
   Row(out, "Cursor", std::to_string(r.cursor()));
   Row(out, "Epoch", std::to_string(r.epoch()));
+  if (r.has_clock_skew_ms()) {
+    const int64_t skew = r.clock_skew_ms();
+    std::string text = skew == 0 ? "in step with the server"
+                                 : std::to_string(std::abs(skew)) + " ms " +
+                                       (skew > 0 ? "ahead of" : "behind") + " the server";
+    if (std::abs(skew) > 2 * 60 * 1000) text += ": set this terminal's time right (NTP)";
+    Row(out, "Clock", text);
+  }
 }
 
 }  // namespace

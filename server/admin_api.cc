@@ -328,18 +328,38 @@ AdminReply AdminApi::Member(const std::string& key, int history, storage::Server
 AdminReply AdminApi::Stores(storage::ServerStore& store) {
   auto statuses = store.StoreStatuses();
   if (!statuses) return ErrorReply(statuses.error());
-  std::map<std::string, int> connected = sync_->ConnectedStores();
+  auto connected = sync_->ConnectedTerminals();
+  // Marks the store's connected terminals, adding those with no events yet.
+  auto mark = [](v1::StoreStatus& s, std::map<std::string, int64_t> terminals) {
+    s.set_connected(!terminals.empty());
+    for (auto& t : *s.mutable_terminals()) {
+      auto it = terminals.find(t.terminal_id());
+      if (it == terminals.end()) continue;
+      t.set_connected(true);
+      t.set_clock_skew_ms(it->second);
+      terminals.erase(it);
+    }
+    for (const auto& [terminal_id, skew] : terminals) {
+      v1::TerminalStatus* t = s.add_terminals();
+      t->set_terminal_id(terminal_id);
+      t->set_connected(true);
+      t->set_clock_skew_ms(skew);
+    }
+  };
   v1::StoreList list;
   for (auto& s : *statuses) {
-    s.set_connected(connected.count(s.store_id()) > 0);
-    connected.erase(s.store_id());
+    auto it = connected.find(s.store_id());
+    if (it != connected.end()) {
+      mark(s, std::move(it->second));
+      connected.erase(it);
+    }
     *list.add_stores() = std::move(s);
   }
   // A store connected for the first time, whose TouchStore has not run yet.
-  for (const auto& [store_id, _] : connected) {
+  for (auto& [store_id, terminals] : connected) {
     v1::StoreStatus* s = list.add_stores();
     s->set_store_id(store_id);
-    s->set_connected(true);
+    mark(*s, std::move(terminals));
   }
   return Json(list);
 }

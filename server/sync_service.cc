@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <boost/asio/post.hpp>
 #include <vector>
 
@@ -66,12 +67,22 @@ void SyncService::OnOpen(const sync::ConnectionPtr& connection) {
     std::lock_guard lock(mu_);
     // A terminal that connects learns the feed by asking for changes; pushes
     // are only for what happens while it is connected.
-    peers_[connection.get()] = Peer{connection, store_id, latest_version_};
+    peers_[connection.get()] = Peer{connection, store_id, latest_version_,
+                                    connection->peer_hello().terminal_id(),
+                                    connection->peer_clock_offset_ms()};
   }
   metrics_.ConnectionOpened();
   spdlog::info("store {} terminal {} connected from {}", store_id,
                connection->peer_hello().terminal_id(),
                connection->remote_endpoint().address().to_string());
+  if (const int64_t skew = connection->peer_clock_offset_ms();
+      std::abs(skew) > sync::kClockSkewWarningMs) {
+    spdlog::warn(
+        "store {} terminal {}: its clock is {} s {} the server's; its events are stamped with "
+        "it (points expiry, tier windows, segments): set its time right (NTP)",
+        store_id, connection->peer_hello().terminal_id(), std::abs(skew) / 1000,
+        skew > 0 ? "ahead of" : "behind");
+  }
   const int64_t now = NowMs();
   if (!db_.Post([store_id, now](storage::ServerStore& store) {
         if (auto s = store.TouchStore(store_id, now); !s) {
@@ -309,10 +320,10 @@ void SyncService::PushNow() {
   }
 }
 
-std::map<std::string, int> SyncService::ConnectedStores() const {
+std::map<std::string, std::map<std::string, int64_t>> SyncService::ConnectedTerminals() const {
   std::lock_guard lock(mu_);
-  std::map<std::string, int> out;
-  for (const auto& [_, peer] : peers_) ++out[peer.store_id];
+  std::map<std::string, std::map<std::string, int64_t>> out;
+  for (const auto& [_, peer] : peers_) out[peer.store_id][peer.terminal_id] = peer.clock_skew_ms;
   return out;
 }
 

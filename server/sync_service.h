@@ -56,8 +56,9 @@ class SyncService : public std::enable_shared_from_this<SyncService> {
   // sync interval; ingested member changes reach them on that interval.
   void FeedAdvanced(uint64_t version);
 
-  // Store id -> number of open connections, for the admin API.
-  std::map<std::string, int> ConnectedStores() const;
+  // Store id -> its connected terminals: terminal id -> clock skew (the
+  // terminal's clock minus the server's, ms), for the admin API.
+  std::map<std::string, std::map<std::string, int64_t>> ConnectedTerminals() const;
 
   // Closes every open connection (at shutdown).
   void CloseAll();
@@ -67,6 +68,8 @@ class SyncService : public std::enable_shared_from_this<SyncService> {
     std::weak_ptr<sync::Connection> connection;
     std::string store_id;
     uint64_t pushed_version = 0;  // the last version pushed to it
+    std::string terminal_id;
+    int64_t clock_skew_ms = 0;
   };
 
   SyncService(boost::asio::io_context& ioc, DbWorker& db, ServerMetrics& metrics,

@@ -8,6 +8,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "sync/outbox.h"
+#include "sync/protocol.h"
 #include "sync/tls.h"
 
 namespace loyalty::sync {
@@ -76,6 +78,7 @@ struct AgentSync::State {
   std::optional<core::Error> last_error;
   std::optional<core::Error> last_round_error;
   int64_t last_success_ms = 0;
+  std::optional<int64_t> clock_skew_ms;
 
   // ------------------------------------------------------------ rounds --
 
@@ -169,10 +172,18 @@ struct AgentSync::State {
       early.clear();
     }
     ConnectionCallbacks callbacks;
-    callbacks.on_open = [this, gen](const ConnectionPtr&) {
+    callbacks.on_open = [this, gen](const ConnectionPtr& c) {
       std::lock_guard lock(mutex);
       if (gen != conn_gen) return;
       conn_open = true;
+      const int64_t skew = -c->peer_clock_offset_ms();
+      if (std::abs(skew) > kClockSkewWarningMs) {
+        spdlog::warn(
+            "sync: this terminal's clock is {} s {} the server's; events are stamped with it "
+            "(points expiry, tier windows, offers' dates): set its time right (NTP)",
+            std::abs(skew) / 1000, skew > 0 ? "ahead of" : "behind");
+      }
+      clock_skew_ms = skew;
       changed.notify_all();
     };
     callbacks.on_frame = [this, gen](const ConnectionPtr&, v1::Frame frame) {
@@ -488,6 +499,7 @@ struct AgentSync::State {
       std::lock_guard lock(mutex);
       out.last_success_ms = last_success_ms;
       out.last_error = last_error;
+      out.clock_skew_ms = clock_skew_ms;
       out.connected = conn && conn_open && !conn_closed;
     }
     std::lock_guard lock(status_mutex);

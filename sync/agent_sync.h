@@ -100,6 +100,8 @@ struct SyncStatus {
   uint64_t epoch = 0;
   std::string server;                                       // host:port
   std::vector<storage::DeadLetterRow> recent_dead_letters;  // the first 20
+  // This terminal's clock minus the server's (ms) at the last connection.
+  std::optional<int64_t> clock_skew_ms;
 };
 
 class AgentSync {

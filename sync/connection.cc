@@ -167,6 +167,7 @@ void Connection::OnHandshake(beast::error_code ec) {
   if (role_ == Role::kClient) {
     v1::Frame frame;
     *frame.mutable_hello() = hello_;
+    frame.mutable_hello()->set_agent_time_ms(NowMs());
     Enqueue(std::move(frame));
   }
   DoRead();
@@ -222,6 +223,7 @@ void Connection::HandleHello(const v1::Frame& frame) {
     return Refuse(core::MakeError(code::kInvalidHello, "terminal_id must have 1 to 64 characters"));
   }
   peer_hello_ = hello;
+  if (hello.agent_time_ms() > 0) peer_clock_offset_ms_ = hello.agent_time_ms() - NowMs();
   v1::Frame ack;
   ack.set_correlation_id(frame.correlation_id());
   ack.mutable_hello_ack()->set_protocol_version(hello.protocol_version());
@@ -244,6 +246,9 @@ void Connection::HandleHelloAck(const v1::Frame& frame) {
     return Refuse(core::MakeError(code::kUnsupportedProtocolVersion,
                                   "the server answered with protocol version " +
                                       std::to_string(frame.hello_ack().protocol_version())));
+  }
+  if (frame.hello_ack().server_time_ms() > 0) {
+    peer_clock_offset_ms_ = frame.hello_ack().server_time_ms() - NowMs();
   }
   state_ = State::kOpen;
   if (callbacks_.on_open) callbacks_.on_open(shared_from_this());

@@ -19,7 +19,8 @@
 // connection drops its callbacks, so they may capture the owner strongly.
 //
 // Thread safety: Send and Close may be called from any thread. peer(),
-// peer_hello() and remote_endpoint() are immutable once on_open has run.
+// peer_hello(), peer_clock_offset_ms() and remote_endpoint() are immutable
+// once on_open has run.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -89,6 +90,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const pki::Identity& peer() const { return peer_; }
   const v1::Hello& peer_hello() const { return peer_hello_; }  // server role only
+  // The peer's clock minus ours, in ms, from the time its Hello (or HelloAck)
+  // carried and the time it arrived (so a few ms of transit too); 0 when it
+  // sent none.
+  std::int64_t peer_clock_offset_ms() const { return peer_clock_offset_ms_; }
   const boost::asio::ip::tcp::endpoint& remote_endpoint() const { return remote_; }
 
  private:
@@ -132,6 +137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   v1::Hello hello_;             // client role: what to send
   pki::Identity peer_;
   v1::Hello peer_hello_;
+  std::int64_t peer_clock_offset_ms_ = 0;
   boost::asio::ip::tcp::endpoint remote_;
   boost::beast::flat_buffer read_buffer_;
   std::deque<std::string> write_queue_;

@@ -16,6 +16,10 @@ inline constexpr std::uint32_t kMinProtocolVersion = 1;
 
 inline constexpr std::size_t kDefaultMaxFrameSize = 4 * 1024 * 1024;  // 4 MiB
 
+// A terminal clock further off the server's than this (NTP keeps clocks
+// within milliseconds) is logged by both sides at every connection.
+inline constexpr std::int64_t kClockSkewWarningMs = 2 * 60 * 1000;
+
 namespace code {
 // Framing.
 inline constexpr const char* kFrameTooLarge = "frame_too_large";

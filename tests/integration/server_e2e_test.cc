@@ -288,14 +288,21 @@ class Agent {
         sync_interval_ms_(sync_interval_ms),
         log_(dir.file("agent-" + store_ + ".log")) {}
 
+  // Runs the agent under `launcher` (e.g. faketime) from the next Start().
+  void set_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
+
   int Start() {
-    process_ = std::make_unique<Process>(
-        std::vector<std::string>{testing::BuiltBinary("agent/loyalty-agent"), "--data-dir",
-                                 dir_.file("data-" + store_), "--listen", "127.0.0.1:0",
-                                 "--store-id", store_, "--terminal-id", "T1", "--server",
-                                 "127.0.0.1:" + std::to_string(server_port_), "--tls-dir", tls_dir_,
-                                 "--sync-interval-ms", std::to_string(sync_interval_ms_)},
-        log_);
+    std::vector<std::string> argv = launcher_;
+    for (std::string arg :
+         {testing::BuiltBinary("agent/loyalty-agent"), std::string("--data-dir"),
+          dir_.file("data-" + store_), std::string("--listen"), std::string("127.0.0.1:0"),
+          std::string("--store-id"), store_, std::string("--terminal-id"), std::string("T1"),
+          std::string("--server"), "127.0.0.1:" + std::to_string(server_port_),
+          std::string("--tls-dir"), tls_dir_, std::string("--sync-interval-ms"),
+          std::to_string(sync_interval_ms_)}) {
+      argv.push_back(std::move(arg));
+    }
+    process_ = std::make_unique<Process>(std::move(argv), log_);
     const std::string rest =
         process_->WaitForLine("listening on 127.0.0.1:", std::chrono::seconds(60));
     const int port = rest.empty() ? 0 : std::atoi(rest.c_str());
@@ -364,6 +371,7 @@ class Agent {
   uint16_t server_port_;
   int sync_interval_ms_;
   std::string log_;
+  std::vector<std::string> launcher_;
   std::atomic<int> port_{0};
   std::unique_ptr<Process> process_;
   std::unique_ptr<HttpClient> http_;
@@ -919,6 +927,47 @@ TEST_F(ServerE2eTest, AServerWithAFullDiskKeepsNothingHalfDoneAndCatchesUpOnceTh
   ASSERT_TRUE(agent.SyncUntilDrained()) << agent.Log();
   ExpectServerHolds(server, ledger);
   ExpectTerminalAgrees(agent, server, cards);
+  EXPECT_EQ(agent.Terminate(), 0) << agent.Log();
+  EXPECT_EQ(server.Terminate(), 0) << server.Log();
+}
+
+// A terminal whose clock is an hour fast (faketime shifts the agent's
+// clock only): both sides measure it when it connects, log it with what to
+// do, and show it: GET /v1/sync on the terminal, loyaltyctl admin stores at
+// head office.
+TEST_F(ServerE2eTest, ATerminalClockAnHourFastIsMeasuredAndReportedByBothSides) {
+  const std::string libfaketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+  if (!std::filesystem::exists(libfaketime)) {
+    GTEST_SKIP() << "libfaketime is not installed (scripts/setup installs faketime)";
+  }
+  Server server(dir_, pki_, 0);
+  ASSERT_TRUE(server.Start()) << server.Log();
+  Agent agent(dir_, "S1", pki_.Store("S1"), server.port(), 600'000);
+  // env execs the agent itself (faketime would fork and keep SIGTERM to
+  // itself); the sanitizer builds accept a preloaded library first.
+  agent.set_launcher({"/usr/bin/env", "LD_PRELOAD=" + libfaketime, "FAKETIME=+1h",
+                      "FAKETIME_DONT_FAKE_MONOTONIC=1", "ASAN_OPTIONS=verify_asan_link_order=0"});
+  ASSERT_GT(agent.Start(), 0) << agent.Log();
+  ASSERT_TRUE(agent.SyncOnce()) << agent.Log();
+  constexpr int64_t kHour = 3'600'000;
+  constexpr int64_t kSlack = 60'000;  // transit, and a slow machine
+
+  const auto status = agent.Status();
+  ASSERT_TRUE(status.has_clock_skew_ms()) << status.DebugString();
+  EXPECT_NEAR(status.clock_skew_ms(), kHour, kSlack);
+  EXPECT_NE(agent.Log().find("s ahead of the server's"), std::string::npos) << agent.Log();
+
+  const auto stores = server.Stores();
+  ASSERT_EQ(stores.count("S1"), 1u);
+  ASSERT_EQ(stores.at("S1").terminals_size(), 1) << stores.at("S1").DebugString();
+  const v1::TerminalStatus& terminal = stores.at("S1").terminals(0);
+  EXPECT_EQ(terminal.terminal_id(), "T1");
+  EXPECT_TRUE(terminal.connected());
+  EXPECT_NEAR(terminal.clock_skew_ms(), kHour, kSlack);
+  EXPECT_NE(server.Log().find("terminal T1: its clock is"), std::string::npos) << server.Log();
+  std::string table;
+  EXPECT_EQ(server.Ctl({"stores"}, &table), 0) << table;
+  EXPECT_NE(table.find("s ahead)"), std::string::npos) << table;
   EXPECT_EQ(agent.Terminate(), 0) << agent.Log();
   EXPECT_EQ(server.Terminate(), 0) << server.Log();
 }
