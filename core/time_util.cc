@@ -35,6 +35,17 @@ std::string FormatDate(int64_t ms) {
   return buf;
 }
 
+std::string FormatDateTime(int64_t ms) {
+  const chr::sys_days day = DayOf(ms);
+  const chr::hh_mm_ss<chr::seconds> t(
+      chr::floor<chr::seconds>(ToTime(ms) - Millis(day)));
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%s %02d:%02d:%02dZ", FormatDate(ms).c_str(),
+                static_cast<int>(t.hours().count()), static_cast<int>(t.minutes().count()),
+                static_cast<int>(t.seconds().count()));
+  return buf;
+}
+
 int LocalWeekday(int64_t ms, int utc_offset_minutes) {
   const int64_t local = ms + int64_t{utc_offset_minutes} * 60'000;
   return static_cast<int>(chr::weekday(DayOf(local)).c_encoding());

@@ -16,6 +16,9 @@ int64_t AddMonths(int64_t ms, int months);
 // "YYYY-MM-DD" of the UTC day containing `ms`.
 std::string FormatDate(int64_t ms);
 
+// "YYYY-MM-DD HH:MM:SSZ" of `ms` (UTC), for people reading status output.
+std::string FormatDateTime(int64_t ms);
+
 // Day of week (0 = Sunday .. 6 = Saturday) and hour (0..23) of `ms` shifted
 // by `utc_offset_minutes` (the store's local time).
 int LocalWeekday(int64_t ms, int utc_offset_minutes);

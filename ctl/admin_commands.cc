@@ -165,14 +165,7 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
   return r;
 }
 
-std::string When(int64_t ms) {
-  if (ms <= 0) return "-";
-  std::ostringstream ss;
-  const int64_t s = ms / 1000;
-  ss << core::FormatDate(ms) << ' ' << std::setfill('0') << std::setw(2) << (s / 3600) % 24 << ':'
-     << std::setw(2) << (s / 60) % 60 << ':' << std::setw(2) << s % 60 << 'Z';
-  return ss.str();
-}
+std::string When(int64_t ms) { return ms <= 0 ? "-" : core::FormatDateTime(ms); }
 
 void PrintMember(const v1::AdminMemberResponse& r, std::ostream& out) {
   const auto& m = r.member();

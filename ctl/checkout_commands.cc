@@ -6,11 +6,12 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
-#include <functional>
 #include <cstdlib>
+#include <functional>
 #include <iomanip>
 #include <sstream>
 
+#include "core/time_util.h"
 #include "ctl/commands.h"
 #include "ctl/http_client.h"
 #include "loyalty/v1/api.pb.h"
@@ -499,9 +500,8 @@ void PrintSync(const v1::SyncStatusResponse& r, std::ostream& out) {
   for (const auto& d : r.recent_dead_letters()) {
     out << "  - " << d.event_id() << ": " << d.code() << ": " << d.message() << "\n";
   }
-  Row(out, "Last success", r.last_success_ms() == 0 ? std::string("never")
-                                                    : std::to_string(r.last_success_ms()) +
-                                                          " ms since the epoch (UTC)");
+  Row(out, "Last success",
+      r.last_success_ms() == 0 ? std::string("never") : core::FormatDateTime(r.last_success_ms()));
   if (r.has_last_error()) {
     Row(out, "Last error", r.last_error().code() + ": " + r.last_error().message());
   }

@@ -46,6 +46,12 @@ TEST(FormatDate, IsTheUtcDay) {
   EXPECT_EQ(FormatDate(-1), "1969-12-31");
 }
 
+TEST(FormatDateTime, IsTheUtcInstantToTheSecond) {
+  EXPECT_EQ(FormatDateTime(0), "1970-01-01 00:00:00Z");
+  EXPECT_EQ(FormatDateTime(Ms(2024, 2, 29, 23, 59) + 59'999), "2024-02-29 23:59:59Z");
+  EXPECT_EQ(FormatDateTime(-1), "1969-12-31 23:59:59Z");
+}
+
 TEST(LocalTime, WeekdayAndHourFollowTheStoreOffset) {
   const int64_t monday_2330_utc = Ms(2024, 5, 13, 23, 30);  // a Monday
   EXPECT_EQ(LocalWeekday(monday_2330_utc, 0), 1);
