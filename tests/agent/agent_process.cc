@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "core/card.h"
+
 namespace loyalty::agent_test {
 namespace {
 
@@ -81,6 +83,14 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   fs::remove_all(path_, ec);
+}
+
+std::string TestCard(int n) {
+  std::string payload = std::to_string(n);
+  payload.insert(0, 15 - payload.size(), '0');
+  payload[0] = '4';
+  payload.push_back(core::LuhnCheckDigit(payload));
+  return payload;
 }
 
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_s) {

@@ -38,6 +38,10 @@ struct ProcessResult {
   std::string err;
 };
 
+// A valid card number for tests: "4", `n` zero-padded to 14 digits, and the
+// Luhn check digit.
+std::string TestCard(int n);
+
 // Runs `argv` to completion (killed after `timeout_s`).
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_s = 30);
 

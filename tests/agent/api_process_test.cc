@@ -20,14 +20,7 @@ using boost::beast::http::verb;
 using loyalty::agent_test::AgentProcess;
 namespace v1 = loyalty::v1;
 
-// A valid card number: `n` padded into a 15-digit payload plus its Luhn digit.
-std::string Card(int n) {
-  std::string payload = std::to_string(n);
-  payload.insert(0, 15 - payload.size(), '0');
-  payload[0] = '4';
-  payload.push_back(core::LuhnCheckDigit(payload));
-  return payload;
-}
+std::string Card(int n) { return agent_test::TestCard(n); }
 
 // The same number with its check digit broken.
 std::string BadLuhnCard(int n) {

@@ -13,7 +13,6 @@
 #include <fstream>
 #include <string>
 
-#include "core/card.h"
 #include "ctl/http_client.h"
 #include "loyalty/v1/api.pb.h"
 #include "proto/json.h"
@@ -28,13 +27,7 @@ using loyalty::agent_test::AgentProcess;
 using loyalty::testing::SmallDisk;
 namespace v1 = loyalty::v1;
 
-std::string Card(int n) {
-  std::string payload = std::to_string(n);
-  payload.insert(0, 15 - payload.size(), '0');
-  payload[0] = '4';
-  payload.push_back(core::LuhnCheckDigit(payload));
-  return payload;
-}
+std::string Card(int n) { return agent_test::TestCard(n); }
 
 v1::CommitRequest Basket(const std::string& card, const std::string& txn) {
   v1::CommitRequest req;
