@@ -25,6 +25,7 @@ constexpr const char* kUsage =
     "usage: loyaltyctl admin --url https://HOST:PORT --tls-dir ADMIN_BUNDLE [--json] COMMAND\n\n"
     "commands:\n"
     "  members lookup CARD_OR_MEMBER_ID   authoritative balance, tier, lots and history\n"
+    "  health                             the server answers from its database (exit 1 if not)\n"
     "  stores                             per-store sync status\n"
     "  promotions list                    published promotions\n"
     "  promotions put FILE                publish a promotion (an Offer as JSON)\n"
@@ -85,6 +86,8 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
   Request r;
   if (is({"members", "lookup", "*"})) {
     r.target = "/v1/admin/members/" + PercentEncode(words[2]);
+  } else if (is({"health"})) {
+    r.target = "/v1/admin/health";
   } else if (is({"stores"})) {
     r.target = "/v1/admin/stores";
   } else if (is({"promotions", "list"})) {
@@ -288,6 +291,14 @@ bool PrintHuman(const Request& r, const std::string& body, std::ostream& out) {
     v1::AdminMemberResponse m;
     if (!parse(&m)) return false;
     PrintMember(m, out);
+  } else if (t == "/v1/admin/health") {
+    v1::ServerHealth h;
+    if (!parse(&h)) return false;
+    out << "status           " << h.status() << "\n"
+        << "feed version     " << h.feed_version() << "\n"
+        << "connected agents " << h.connected_agents() << "\n"
+        << "queued jobs      " << h.queued_jobs() << "\n";
+    if (!h.problem().empty()) out << "problem          " << h.problem() << "\n";
   } else if (t == "/v1/admin/stores") {
     v1::StoreList list;
     if (!parse(&list)) return false;
@@ -410,8 +421,11 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
       out << reply->body << "\n";
     } else {
       v1::ErrorResponse e;
-      if (proto::ParseJson(reply->body, &e).empty()) {
+      if (proto::ParseJson(reply->body, &e).empty() && !e.error().code().empty()) {
         err << "error: " << e.error().code() << ": " << e.error().message() << "\n";
+      } else if (request->target == "/v1/admin/health" &&
+                 PrintHuman(*request, reply->body, out)) {
+        // A degraded server's answer says what is wrong.
       } else {
         err << "error: HTTP " << reply->status << ": " << reply->body << "\n";
       }

@@ -261,6 +261,10 @@ AdminReply AdminApi::Route(const AdminRequest& request, storage::ServerStore& st
     if (method != "GET") return MethodNotAllowed(method, path);
     return Stores(store);
   }
+  if (resource == "health" && !id) {
+    if (method != "GET") return MethodNotAllowed(method, path);
+    return Health(store);
+  }
   if (resource == "promotions" && !id) {
     if (method != "GET") return MethodNotAllowed(method, path);
     auto offers = store.Offers();
@@ -323,6 +327,23 @@ AdminReply AdminApi::Member(const std::string& key, int history, storage::Server
   for (const auto& alias : ledger.aliases()) response.add_aliases(alias);
   for (auto& e : (*found)->history) *response.add_history() = std::move(e);
   return Json(response);
+}
+
+AdminReply AdminApi::Health(storage::ServerStore& store) {
+  v1::ServerHealth health;
+  health.set_status("ok");
+  health.set_connected_agents(metrics_.connected());
+  health.set_queued_jobs(static_cast<int64_t>(db_.queued()));
+  // A read through the store: the database answers, not just the thread.
+  auto version = store.LatestVersion();
+  if (!version) {
+    health.set_status("degraded");
+    health.set_problem("the database does not answer: " + version.error().message + " (" +
+                       version.error().code + ")");
+    return Json(health, 503);
+  }
+  health.set_feed_version(*version);
+  return Json(health);
 }
 
 AdminReply AdminApi::Stores(storage::ServerStore& store) {

@@ -79,6 +79,7 @@ class AdminApi {
   AdminReply Route(const AdminRequest& request, storage::ServerStore& store);
   AdminReply Member(const std::string& key, int history, storage::ServerStore& store);
   AdminReply Stores(storage::ServerStore& store);
+  AdminReply Health(storage::ServerStore& store);
   AdminReply PutOffer(const AdminRequest& request, const std::string& id,
                       storage::ServerStore& store);
   AdminReply RetireOffer(const AdminRequest& request, const std::string& id,

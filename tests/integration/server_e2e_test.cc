@@ -920,6 +920,9 @@ TEST_F(ServerE2eTest, AServerWithAFullDiskKeepsNothingHalfDoneAndCatchesUpOnceTh
   EXPECT_EQ(refused.dead_letters(), 0) << "a full disk is not the events' fault";
   // Still up, and head office can still read.
   EXPECT_EQ(server.Stores().count("S1"), 1u);
+  std::string health;
+  EXPECT_EQ(server.Ctl({"health"}, &health), 0) << health;
+  EXPECT_NE(health.find("status           ok"), std::string::npos) << health;
   EXPECT_NE(server.Log().find("not ingested"), std::string::npos) << server.Log();
 
   std::filesystem::remove(disk.file("filler"));

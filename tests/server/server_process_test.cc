@@ -83,6 +83,23 @@ TEST_F(ServerProcessTest, UploadIsAcknowledgedAndAResendIsNotCountedTwice) {
   EXPECT_EQ(list.stores(0).terminals(0).last_seq(), 2u);
 }
 
+TEST_F(ServerProcessTest, HealthAnswersFromTheDatabaseThread) {
+  auto client = ConnectStore();
+  ASSERT_TRUE(client->WaitOpen());
+  ASSERT_TRUE(client->Call(Upload(1, {Enrol("S1", 1, "p-1", CardHashOf(CardNumber()))})));
+  auto admin = Admin();
+  auto reply = admin->Call("GET", "/v1/admin/health");
+  ASSERT_TRUE(reply.ok());
+  ASSERT_EQ(reply->status, 200u) << reply->body;
+  auto health = ParseAs<v1::ServerHealth>(reply->body);
+  EXPECT_EQ(health.status(), "ok");
+  EXPECT_GE(health.feed_version(), 1u) << "the enrolment gave the member a version";
+  EXPECT_EQ(health.connected_agents(), 1);
+  EXPECT_TRUE(health.problem().empty());
+  EXPECT_EQ(admin->Call("POST", "/v1/admin/health")->status, 405u);
+  EXPECT_EQ(admin->Call("GET", "/v1/admin/health/x")->status, 404u);
+}
+
 TEST_F(ServerProcessTest, ChangesArePulledInPages) {
   auto client = ConnectStore();
   ASSERT_TRUE(client->WaitOpen());
