@@ -423,10 +423,8 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
       v1::ErrorResponse e;
       if (proto::ParseJson(reply->body, &e).empty() && !e.error().code().empty()) {
         err << "error: " << e.error().code() << ": " << e.error().message() << "\n";
-      } else if (request->target == "/v1/admin/health" &&
-                 PrintHuman(*request, reply->body, out)) {
-        // A degraded server's answer says what is wrong.
-      } else {
+      } else if (!PrintHuman(*request, reply->body, out)) {
+        // (An answer that is not an error, e.g. a degraded health, was printed.)
         err << "error: HTTP " << reply->status << ": " << reply->body << "\n";
       }
     }
