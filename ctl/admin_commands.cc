@@ -297,7 +297,8 @@ bool PrintHuman(const Request& r, const std::string& body, std::ostream& out) {
     out << "status           " << h.status() << "\n"
         << "feed version     " << h.feed_version() << "\n"
         << "connected agents " << h.connected_agents() << "\n"
-        << "queued jobs      " << h.queued_jobs() << "\n";
+        << "queued jobs      " << h.queued_jobs() << "\n"
+        << "unfolded events  " << h.unfolded_events() << "\n";
     if (!h.problem().empty()) out << "problem          " << h.problem() << "\n";
   } else if (t == "/v1/admin/stores") {
     v1::StoreList list;

@@ -2,11 +2,22 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace loyalty::server {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 DbWorker::DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_queued,
-                   std::size_t max_queued_reads, int feed_readers)
-    : store_(std::move(store)) {
+                   std::size_t max_queued_reads, int feed_readers, FoldOptions fold)
+    : store_(std::move(store)), fold_(std::move(fold)) {
   writes_.max_queued = max_queued;
   reads_.max_queued = max_queued_reads;
   feed_.max_queued = max_queued;
@@ -26,7 +37,7 @@ DbWorker::DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_
     spdlog::error("no read connection: full passes, previews and KPIs are unavailable: {} ({})",
                   reader.error().message, reader.error().code);
   }
-  writer_ = std::thread([this] { Run(writes_, *store_); });
+  writer_ = std::thread([this] { RunWriter(); });
   if (reader_) reader_thread_ = std::thread([this] { Run(reads_, *reader_); });
   for (auto& feed : feed_readers_) {
     feed_threads_.emplace_back([this, r = feed.get()] { Run(feed_, *r); });
@@ -35,7 +46,49 @@ DbWorker::DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_
 
 DbWorker::~DbWorker() { Stop(); }
 
-bool DbWorker::Post(Job job) {
+bool DbWorker::Post(Job job) { return Enqueue(WriteJob{std::move(job), Wait::kFold}); }
+
+bool DbWorker::PostUpload(Job job) { return Enqueue(WriteJob{std::move(job), Wait::kUpload}); }
+
+bool DbWorker::PostNow(Job job) { return Enqueue(WriteJob{std::move(job), Wait::kNothing}); }
+
+bool DbWorker::PostFeedFolded(ReadJob job) {
+  if (store_->UnfoldedEvents() == 0) return PostFeed(std::move(job));
+  {
+    std::lock_guard lock(mu_);
+    if (feed_readers_.empty() || stopping_ || after_fold_.size() >= feed_.max_queued) return false;
+    after_fold_.push_back(std::move(job));
+    if (release_queued_) return true;  // the queued release takes this one too
+    release_queued_ = true;
+  }
+  if (Enqueue(WriteJob{[this](storage::ServerStore&) { ReleaseAfterFold(); }, Wait::kFold})) {
+    return true;
+  }
+  // The database queue is full: serve them from the feed as it is rather
+  // than not at all (the next pull gets the rest).
+  ReleaseAfterFold();
+  return true;
+}
+
+// Runs on the database thread after FoldEverything (a Wait::kFold job), so
+// every pull in after_fold_ follows an upload that is folded now: uploads
+// are appended on this thread too, before their pulls arrive.
+void DbWorker::ReleaseAfterFold() {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& job : after_fold_) feed_.jobs.push_back(std::move(job));
+    after_fold_.clear();
+    release_queued_ = false;
+  }
+  feed_.cv.notify_all();
+}
+
+std::string DbWorker::fold_error() const {
+  std::lock_guard lock(mu_);
+  return fold_error_;
+}
+
+bool DbWorker::Enqueue(WriteJob job) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || writes_.jobs.size() >= writes_.max_queued) return false;
@@ -85,6 +138,81 @@ void DbWorker::Stop() {
   // refused once stopping).
   if (reader_thread_.joinable()) reader_thread_.join();
   if (writer_.joinable()) writer_.join();
+}
+
+bool DbWorker::FoldStep(int64_t max_events) {
+  auto step = store_->Fold(max_events, NowMs());
+  if (!step) {
+    spdlog::error("folding acknowledged events into the ledger failed: {} ({}); {} wait, "
+                  "retrying in a second",
+                  step.error().message, step.error().code, store_->UnfoldedEvents());
+    fold_after_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    std::lock_guard lock(mu_);
+    fold_error_ = step.error().message + " (" + step.error().code + ")";
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    fold_error_.clear();
+  }
+  for (const auto& r : step->rejected) {
+    spdlog::error("event {}/{}/{}/{} was acknowledged but cannot be folded: {} ({}); kept with "
+                  "the rejected events",
+                  r.id().store_id(), r.id().terminal_id(), r.id().epoch(), r.id().seq(),
+                  r.message(), r.code());
+  }
+  if (fold_.on_fold) fold_.on_fold(*step);
+  return true;
+}
+
+void DbWorker::FoldEverything() {
+  while (store_->UnfoldedEvents() > 0 && std::chrono::steady_clock::now() >= fold_after_) {
+    if (!FoldStep(storage::ServerStore::kFoldAllChunk)) return;
+  }
+}
+
+void DbWorker::RunWriter() {
+  // Set once no job came for fold_.quiet: fold step after step until one
+  // comes.
+  bool quiet = false;
+  for (;;) {
+    WriteJob job;
+    {
+      std::unique_lock lock(mu_);
+      auto ready = [&] { return stopping_ || !writes_.jobs.empty(); };
+      if (store_->UnfoldedEvents() > 0 && !stopping_) {
+        const auto until =
+            std::max(std::chrono::steady_clock::now() + (quiet ? std::chrono::milliseconds(0)
+                                                                : fold_.quiet),
+                     fold_after_);
+        if (!writes_.cv.wait_until(lock, until, ready)) {
+          quiet = true;
+          lock.unlock();
+          if (!FoldStep(storage::ServerStore::kFoldChunk)) quiet = false;
+          continue;
+        }
+      } else {
+        writes_.cv.wait(lock, ready);
+      }
+      if (writes_.jobs.empty()) return;  // stopping, and everything queued has run
+      job = std::move(writes_.jobs.front());
+      writes_.jobs.pop_front();
+    }
+    quiet = false;
+    if (job.wait == Wait::kFold) {
+      FoldEverything();
+    } else if (job.wait == Wait::kUpload) {
+      while (store_->UnfoldedEvents() > fold_.max_unfolded &&
+             std::chrono::steady_clock::now() >= fold_after_ &&
+             FoldStep(storage::ServerStore::kFoldChunk)) {
+      }
+    }
+    try {
+      job.job(*store_);
+    } catch (const std::exception& e) {
+      spdlog::error("database job failed: {}", e.what());
+    }
+  }
 }
 
 template <typename J, typename Target>

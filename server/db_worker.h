@@ -1,7 +1,16 @@
 // DbWorker: the threads that run the server's storage work. ServerStore is
 // single-threaded, and SQLite work must never block an I/O thread:
-// - the database thread runs every ServerStore call (Post): ingest, sync,
-//   admin changes, the full pass's writes;
+// - the database thread runs every ServerStore call: uploads' Append
+//   (PostUpload), and everything else (Post): sync lookups, admin, the full
+//   pass's writes. It folds the inbox (storage/server_store.h) into the
+//   ledger: in steps of ServerStore::kFoldChunk events once no job came for
+//   `fold_quiet` (uploads paused), and before an upload while more than
+//   `max_unfolded` events wait (so a steady stream of uploads cannot leave
+//   the ledger behind without bound); and before every Post job, all of it
+//   in steps of ServerStore::kFoldAllChunk, so that each such job sees
+//   every acknowledged event in the ledger. An upload never waits for the
+//   fold otherwise: a backlog is acknowledged at the rate the inbox takes
+//   it;
 // - the reader thread runs long read-only scans (PostRead) on a
 //   ServerReader, a second connection: the full pass's scan, segment and
 //   promotion previews, KPIs. SQLite's WAL lets it read a consistent
@@ -23,18 +32,27 @@
 // thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "storage/server_store.h"
 
 namespace loyalty::server {
+
+struct FoldOptions {
+  std::chrono::milliseconds quiet{20};
+  int64_t max_unfolded = 250'000;  // about 5 s of folding
+  // Called on the database thread after each fold step (metrics, logs).
+  std::function<void(const storage::FoldOutcome&)> on_fold;
+};
 
 class DbWorker {
  public:
@@ -44,14 +62,29 @@ class DbWorker {
   // Opens the reader with store->OpenReader(); without one (logged),
   // PostRead refuses every job.
   explicit DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_queued = 4096,
-                    std::size_t max_queued_reads = 64, int feed_readers = 2);
+                    std::size_t max_queued_reads = 64, int feed_readers = 2,
+                    FoldOptions fold = {});
   ~DbWorker();
   DbWorker(const DbWorker&) = delete;
   DbWorker& operator=(const DbWorker&) = delete;
 
-  // Queues `job` for the database thread; false when the queue is full or
-  // the worker is stopping.
+  // Queues `job` for the database thread, to run once the inbox is folded;
+  // false when the queue is full or the worker is stopping.
   [[nodiscard]] bool Post(Job job);
+  // Queues an upload's Append for the database thread: it runs without
+  // waiting for the fold. Same queue and limits as Post.
+  [[nodiscard]] bool PostUpload(Job job);
+  // Queues `job` to run without waiting for the fold (a health check).
+  [[nodiscard]] bool PostNow(Job job);
+  // Queues `job` for a feed reader once every event acknowledged so far is
+  // folded (a terminal's pull after its upload must see it). Pulls that
+  // arrive while events wait share one fold: one job on the database thread
+  // folds, then hands all of them to the feed readers. False as PostFeed.
+  [[nodiscard]] bool PostFeedFolded(ReadJob job);
+  // Events acknowledged and not yet folded into the ledger (thread-safe).
+  int64_t unfolded() const { return store_->UnfoldedEvents(); }
+  // Why the last fold step failed; empty once one succeeds (thread-safe).
+  std::string fold_error() const;
   // Queues `job` for the reader thread; false when its queue is full, the
   // worker is stopping or there is no reader.
   [[nodiscard]] bool PostRead(ReadJob job);
@@ -66,6 +99,11 @@ class DbWorker {
   void Stop();
 
  private:
+  enum class Wait { kFold, kUpload, kNothing };
+  struct WriteJob {
+    Job job;
+    Wait wait = Wait::kFold;
+  };
   template <typename J>
   struct Lane {
     std::deque<J> jobs;  // guarded by mu_
@@ -74,11 +112,24 @@ class DbWorker {
   };
   template <typename J, typename Target>
   void Run(Lane<J>& lane, Target& target);
+  void RunWriter();
+  bool Enqueue(WriteJob job);
+  // One fold step of at most `max_events`; false when it failed (logged;
+  // the next waits a while).
+  bool FoldStep(int64_t max_events);
+  void FoldEverything();
+  void ReleaseAfterFold();
 
   std::unique_ptr<storage::ServerStore> store_;
   std::unique_ptr<storage::ServerReader> reader_;
   mutable std::mutex mu_;
-  Lane<Job> writes_;
+  Lane<WriteJob> writes_;
+  FoldOptions fold_;
+  // After a failed fold step, none before this (database thread only).
+  std::chrono::steady_clock::time_point fold_after_{};
+  std::string fold_error_;  // guarded by mu_
+  std::vector<ReadJob> after_fold_;  // guarded by mu_: pulls waiting for a fold
+  bool release_queued_ = false;      // guarded by mu_: a ReleaseAfterFold job is queued
   Lane<ReadJob> reads_;
   Lane<ReadJob> feed_;
   std::vector<std::unique_ptr<storage::ServerReader>> feed_readers_;

@@ -151,7 +151,14 @@ int Run(int argc, char** argv) {
   // Declared so that the metrics and the database worker outlive the
   // io_context: handlers destroyed with it may still refer to them.
   ServerMetrics metrics;
-  DbWorker db(std::move(*store));
+  FoldOptions fold;
+  fold.on_fold = [&metrics](const storage::FoldOutcome& step) {
+    metrics.FeedVersion(step.latest_version);
+    metrics.Folded(step.folded, step.unfolded);
+  };
+  const int64_t unfolded = (*store)->UnfoldedEvents();
+  if (unfolded > 0) spdlog::info("{} acknowledged events wait to be folded into the ledger", unfolded);
+  DbWorker db(std::move(*store), 4096, 64, 2, std::move(fold));
   net::io_context ioc(config->io_threads);
 
   auto watcher = CrlWatcher::Create(ioc, *bundle, config->crl_file, config->crl_explicit,

@@ -53,6 +53,11 @@ std::string ServerMetrics::Render() const {
   metric("loyalty_rejected_events_total", "counter", "Uploaded events rejected for good.",
          load(events_rejected_));
   metric("loyalty_feed_version", "gauge", "Latest change-feed version.", load(feed_version_));
+  metric("loyalty_folded_events_total", "counter",
+         "Acknowledged events folded into the member ledger.", load(events_folded_));
+  metric("loyalty_unfolded_events", "gauge",
+         "Events acknowledged to their terminal and not yet folded into the ledger.",
+         load(unfolded_));
 
   const char* h = "loyalty_ingest_batch_seconds";
   out << "# HELP " << h << " Time to ingest one upload batch in the database.\n"

@@ -26,6 +26,12 @@ class ServerMetrics {
   // rejected, and how long the database call took.
   void BatchIngested(int64_t acknowledged, int64_t rejected, double seconds);
   void FeedVersion(uint64_t version);  // keeps the maximum seen
+  // A fold step took `events` from the inbox, leaving `unfolded`.
+  void Folded(int64_t events, int64_t unfolded) {
+    events_folded_.fetch_add(static_cast<uint64_t>(events), std::memory_order_relaxed);
+    Unfolded(unfolded);
+  }
+  void Unfolded(int64_t unfolded) { unfolded_.store(unfolded, std::memory_order_relaxed); }
   void AdminRequest(unsigned status);
 
   uint64_t feed_version() const { return feed_version_.load(std::memory_order_relaxed); }
@@ -50,6 +56,8 @@ class ServerMetrics {
   std::array<std::atomic<uint64_t>, kBuckets.size()> batch_buckets_{};
   std::atomic<uint64_t> batch_micros_sum_{0};
   std::atomic<uint64_t> feed_version_{0};
+  std::atomic<uint64_t> events_folded_{0};
+  std::atomic<int64_t> unfolded_{0};
   std::atomic<uint64_t> admin_ok_{0};
   std::atomic<uint64_t> admin_client_errors_{0};
   std::atomic<uint64_t> admin_server_errors_{0};

@@ -153,7 +153,7 @@ void SyncService::HandleUpload(const sync::ConnectionPtr& connection, uint64_t c
               events = std::move(events)](storage::ServerStore& store) mutable {
     const auto started = std::chrono::steady_clock::now();
     const size_t count = events.size();
-    auto outcome = store.Ingest(store_id, std::move(events), NowMs());
+    auto outcome = store.Append(store_id, std::move(events), NowMs());
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     auto conn = weak.lock();
@@ -176,11 +176,12 @@ void SyncService::HandleUpload(const sync::ConnectionPtr& connection, uint64_t c
     }
     spdlog::debug("store {}: batch {} ingested: {} acknowledged, {} rejected", store_id, batch_id,
                   outcome->acknowledged.size(), outcome->rejected.size());
-    // No push for member changes: every terminal pulls on its sync interval
-    // anyway, and with every member replicated to every terminal a push per
-    // upload would make each of N connected terminals pull after each of
-    // their uploads (N x N pulls). Pushes are for head office's changes.
-    self->metrics_.FeedVersion(outcome->latest_version);
+    // No push for member changes: every terminal pulls after its uploads
+    // and on its sync interval anyway, and with every member replicated to
+    // every terminal a push per upload would make each of N connected
+    // terminals pull after each of their uploads (N x N pulls). Pushes are
+    // for head office's changes.
+    self->metrics_.Unfolded(store.UnfoldedEvents());
     if (!conn) return;  // the agent will resend; the effect is already durable
     v1::Frame answer;
     answer.set_correlation_id(correlation_id);
@@ -190,7 +191,7 @@ void SyncService::HandleUpload(const sync::ConnectionPtr& connection, uint64_t c
     for (auto& r : outcome->rejected) *ack->add_rejected() = std::move(r);
     self->Send(conn, std::move(answer));
   };
-  if (!db_.Post(std::move(job))) {
+  if (!db_.PostUpload(std::move(job))) {
     SendError(connection, correlation_id,
               core::MakeError(core::code::kUnavailable, "the server is busy; retry later"));
   }
@@ -205,8 +206,10 @@ void SyncService::HandleChanges(const sync::ConnectionPtr& connection, uint64_t 
   // The scope is the store of the certificate, never one named in a message.
   std::string scope;
   if (request.member_scope() == v1::MEMBER_SCOPE_STORE) scope = connection->peer().id;
-  // Runs on a feed reader (a read connection of its own), or on the database
-  // thread when there is none; both see every batch acknowledged so far.
+  // Runs on a feed reader (a read connection of its own), once the events
+  // acknowledged so far are folded, so that a terminal pulling after its
+  // upload gets the snapshots that include it; on the database thread when
+  // there is no feed reader.
   auto job = [self, weak, correlation_id, after, max, scope = std::move(scope)](auto& source) {
     auto conn = weak.lock();
     if (!conn) return;  // nobody to answer
@@ -221,7 +224,7 @@ void SyncService::HandleChanges(const sync::ConnectionPtr& connection, uint64_t 
     *answer.mutable_changes_page() = std::move(*page);
     self->Send(conn, std::move(answer));
   };
-  if (!db_.PostFeed(job) && !db_.Post(std::move(job))) {
+  if (!db_.PostFeedFolded(job) && !db_.Post(std::move(job))) {
     SendError(connection, correlation_id,
               core::MakeError(core::code::kUnavailable, "the server is busy; retry later"));
   }

@@ -3,11 +3,20 @@
 // interchangeable without touching ingest, sync sessions or the admin API.
 //
 // Guarantees every implementation keeps:
-// - Ingest applies a batch and records its event ids in one transaction
-//   (design invariant 4): a resent event changes nothing and is
-//   acknowledged again; an event reusing another event's id (same store,
-//   terminal, epoch and sequence number, different uuid) is rejected, never
-//   silently deduplicated.
+// - Ingest happens in two steps, each one transaction. Append validates a
+//   batch and records its events, with their ids, in the inbox: what it
+//   acknowledges is durable, a resent event changes nothing and is
+//   acknowledged again, and an event reusing another event's id (same
+//   store, terminal, epoch and sequence number, different uuid) is
+//   rejected, never silently deduplicated. Fold then moves events from the
+//   inbox into the ledger, oldest first, and deletes them from the inbox in
+//   the same transaction, so each event takes effect exactly once (design
+//   invariant 4) whenever the process stops. Append checks everything Fold
+//   needs (an event's member is enrolled, or its enrolment is in the inbox
+//   ahead of it), so the rejections a terminal must know about are all in
+//   Append's answer. Acknowledging needs no fold: a terminal's upload is
+//   not held up by ledger, feature and segment work, which runs when
+//   uploads pause (server/db_worker.h).
 // - Every change a terminal must learn (member snapshot, offer, programme,
 //   erasure) gets a new, strictly increasing version in the change feed
 //   (invariant 6).
@@ -41,6 +50,17 @@ namespace loyalty::storage {
 
 struct IngestOutcome {
   std::vector<loyalty::v1::EventId> acknowledged;  // applied now or before
+  std::vector<loyalty::v1::EventRejection> rejected;
+  std::vector<std::string> touched_members;  // whose snapshot changed
+  uint64_t latest_version = 0;
+};
+
+// What a Fold step did.
+struct FoldOutcome {
+  int64_t folded = 0;    // events taken from the inbox
+  int64_t unfolded = 0;  // events left in it
+  // Events Fold could not apply (not expected: Append checks what Fold
+  // needs); kept with the rejected events, counted against their store.
   std::vector<loyalty::v1::EventRejection> rejected;
   std::vector<std::string> touched_members;  // whose snapshot changed
   uint64_t latest_version = 0;
@@ -84,11 +104,34 @@ class ServerStore {
  public:
   virtual ~ServerStore() = default;
 
-  // Applies `events` uploaded by `store_id` (from its certificate) at `now_ms`.
-  // Takes the events: they move into the fold instead of being copied.
-  virtual core::Result<IngestOutcome> Ingest(const std::string& store_id,
+  // Records `events` uploaded by `store_id` (from its certificate) at
+  // `now_ms` in the inbox; touched_members stays empty.
+  virtual core::Result<IngestOutcome> Append(const std::string& store_id,
                                              std::vector<loyalty::v1::Event> events,
                                              int64_t now_ms) = 0;
+  // Folds at most `max_events` of the oldest inbox events into the ledger.
+  virtual core::Result<FoldOutcome> Fold(int64_t max_events, int64_t now_ms) = 0;
+  // Events in the inbox. Thread-safe: read by the sync sessions and metrics
+  // while the database thread appends and folds.
+  virtual int64_t UnfoldedEvents() const = 0;
+
+  // A fold step's size when uploads may be waiting: long enough to fold a
+  // member once for several of its events, short enough (about 20 ms) not
+  // to hold up an upload.
+  static constexpr int64_t kFoldChunk = 1000;
+  // When someone waits for the whole inbox anyway (FoldAll): each step
+  // commits every page it dirtied (members' ledgers, indexes, the feed),
+  // so fewer, larger steps write far less.
+  static constexpr int64_t kFoldAllChunk = 10000;
+
+  // Append, then Fold until the inbox is empty (the whole inbox, other
+  // uploads' events too): the ledger reflects `events` on return. Events
+  // Fold could not apply move from `acknowledged` to `rejected`.
+  core::Result<IngestOutcome> Ingest(const std::string& store_id,
+                                     std::vector<loyalty::v1::Event> events, int64_t now_ms);
+  // Fold until the inbox is empty, in steps of kFoldAllChunk; the touched
+  // members and the feed's latest version, summed over the steps.
+  core::Result<FoldOutcome> FoldAll(int64_t now_ms);
 
   // Changes with version > after_version, oldest first, at most max_changes.
   // A cursor ahead of the feed (a restored server) or one the feed no longer

@@ -1,10 +1,12 @@
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <optional>
 #include <random>
 #include <set>
 #include <tuple>
+#include <unordered_set>
 
 #include "core/features.h"
 #include "core/member_state.h"
@@ -167,6 +169,22 @@ INSERT OR IGNORE INTO member_stores(store_id, member_id)
     {4, R"sql(
 DROP INDEX events_by_member;
 )sql"},
+    // The inbox: events acknowledged to their terminal and not folded into
+    // the ledger yet, in arrival order (seq). Append writes it, Fold moves
+    // its rows into `events` and the members' ledgers. Enrolments are
+    // indexed by member id so that an upload can tell a member whose
+    // enrolment waits here from an unknown one.
+    {5, R"sql(
+CREATE TABLE inbox(
+  seq       INTEGER PRIMARY KEY,
+  event_key TEXT NOT NULL UNIQUE,
+  uuid      TEXT NOT NULL,
+  member_id TEXT NOT NULL,
+  enrolment INTEGER NOT NULL,
+  body      BLOB NOT NULL
+);
+CREATE INDEX inbox_enrolments ON inbox(member_id) WHERE enrolment = 1;
+)sql"},
 };
 
 std::string EventKey(const v1::EventId& id) {
@@ -255,38 +273,40 @@ class SqliteServerStore final : public ServerStore {
     programme_ = std::move(*programme);
     if (auto s = BackfillFacts(); !s.ok()) return s;
     if (auto s = LoadSegmentation(); !s.ok()) return s;
+    auto count = db_->Prepare("SELECT count(*) FROM inbox");
+    if (!count.ok()) return count.error();
+    if (auto row = (*count)->Step(); !row.ok()) return row.error();
+    unfolded_ = (*count)->ColumnInt(0);
+    (*count)->Reset();
     return {};
   }
 
   // -------------------------------------------------------------- ingest --
 
-  Result<IngestOutcome> Ingest(const std::string& store_id, std::vector<v1::Event> events,
+  Result<IngestOutcome> Append(const std::string& store_id, std::vector<v1::Event> events,
                                int64_t now_ms) override {
     auto txn = Transaction::Begin(*db_);
     if (!txn.ok()) return txn.error();
     IngestOutcome out;
-    // New events per member (resolved id), applied after the loop so a member
-    // is folded once per batch however many of its events the batch holds.
-    std::map<std::string, std::vector<v1::Event>> fresh;
     // Each terminal's highest sequence number in the batch, written once
     // after the loop: the stored value is the max either way.
     std::map<TerminalEpoch, uint64_t> terminal_seqs;
     std::map<TerminalEpoch, uint64_t> stored_seqs;  // terminals.last_seq, read once
-    // Event member id -> resolved member, for the rest of the batch: aliases
-    // and members, once there, stay for the transaction.
-    std::map<std::string, std::string> resolved;
-    auto latest = LatestVersion();
-    if (!latest.ok()) return latest.error();
-    feed_version_ = *latest;
-    // The cached version means nothing once this transaction ends, however
-    // it ends.
-    struct ForgetVersion {
-      std::optional<uint64_t>& v;
-      ~ForgetVersion() { v.reset(); }
-    } forget{feed_version_};
+    // Member ids (as uploaded) found enrolled in this batch: remembered
+    // across batches only if it commits.
+    struct Found {
+      std::unordered_set<std::string>& cache;
+      std::vector<std::string> ids;
+      bool committed = false;
+      ~Found() {
+        if (!committed) {
+          for (const std::string& id : ids) cache.erase(id);
+        }
+      }
+    } found{enrolled_, {}};
     int64_t last_event_ms = 0;
     int64_t rejected = 0;
-    int64_t applied = 0;
+    int64_t appended = 0;
 
     for (v1::Event& event : events) {
       auto reject = [&](const core::Error& error) -> Status {
@@ -296,10 +316,7 @@ class SqliteServerStore final : public ServerStore {
         r.set_message(error.message);
         out.rejected.push_back(r);
         ++rejected;
-        return Exec("INSERT INTO rejected_events(event_key, store_id, code, message, received_ms, "
-                    "body) VALUES(?, ?, ?, ?, ?, ?)",
-                    {EventKey(event.id()), store_id, error.code, error.message},
-                    {now_ms}, event.SerializeAsString());
+        return RecordRejection(EventKey(event.id()), store_id, error, now_ms, event);
       };
       if (auto s = ValidateEvent(event, store_id); !s.ok()) {
         if (auto r = reject(s.error()); !r.ok()) return r.error();
@@ -331,33 +348,35 @@ class SqliteServerStore final : public ServerStore {
         }
         continue;
       }
-      Result<std::string> member = std::string();
-      if (auto it = resolved.find(event.member_id()); it != resolved.end()) {
-        member = it->second;
-      } else {
-        member = ResolveMember(event, now_ms);
-        if (member.ok()) resolved.emplace(event.member_id(), *member);
-      }
-      if (!member.ok()) {
-        if (core::IsStorageFailure(member.error().code)) return member.error();
-        if (auto r = reject(member.error()); !r.ok()) return r.error();
-        continue;
-      }
-      if (auto s = InsertEvent(key, *member, event); !s.ok()) return s.error();
-      if (event.has_enrolment() && !event.enrolment().referral_code().empty()) {
-        if (auto s = RecordReferral(*member, event.enrolment().referral_code()); !s.ok()) {
-          return s.error();
+      if (!enrolled_.contains(event.member_id())) {
+        auto enrolled = IsEnrolled(event);
+        if (!enrolled.ok()) return enrolled.error();
+        if (!*enrolled) {
+          if (auto r = reject(MakeError("unknown_member",
+                                        "member " + event.member_id() + " is not enrolled"));
+              !r.ok()) {
+            return r.error();
+          }
+          continue;
         }
+        enrolled_.insert(event.member_id());
+        found.ids.push_back(event.member_id());
+      }
+      if (auto s = Exec("INSERT INTO inbox(event_key, uuid, member_id, enrolment, body) "
+                        "VALUES(?, ?, ?, ?, ?)",
+                        {key, event.id().uuid(), event.member_id()},
+                        {event.has_enrolment() ? 1 : 0}, event.SerializeAsString());
+          !s.ok()) {
+        return s.error();
       }
       batch_seq = std::max(batch_seq, event.id().seq());
       out.acknowledged.push_back(event.id());
-      ++applied;
+      ++appended;
       last_event_ms = std::max(last_event_ms, event.occurred_at_ms());
-      fresh[*member].push_back(std::move(event));  // last use of `event`
     }
 
     for (const auto& [terminal, seq] : terminal_seqs) {
-      if (seq == 0) continue;  // none of its events was applied
+      if (seq == 0) continue;  // none of its events was appended
       const auto& [terminal_store, terminal_id, epoch] = terminal;
       if (auto s = Exec("INSERT INTO terminals(store_id, terminal_id, epoch, last_seq) "
                         "VALUES(?, ?, ?, ?) ON CONFLICT DO UPDATE SET last_seq = "
@@ -368,16 +387,6 @@ class SqliteServerStore final : public ServerStore {
         return s.error();
       }
     }
-    if (auto s = CreditReferrers(fresh, now_ms); !s.ok()) return s.error();
-    for (auto& [member_id, member_events] : fresh) {
-      if (auto s = ApplyToMember(member_id, member_events, now_ms); !s.ok()) return s.error();
-      if (auto s = Exec("INSERT OR IGNORE INTO member_stores(store_id, member_id) VALUES(?, ?)",
-                        {store_id, member_id});
-          !s.ok()) {
-        return s.error();
-      }
-      out.touched_members.push_back(member_id);
-    }
     if (auto s = Exec("INSERT INTO stores(store_id, last_seen_ms, events_received, "
                       "events_rejected, last_event_ms) VALUES(?, ?, ?, ?, ?) "
                       "ON CONFLICT DO UPDATE SET last_seen_ms = excluded.last_seen_ms, "
@@ -385,14 +394,125 @@ class SqliteServerStore final : public ServerStore {
                       "events_rejected = events_rejected + excluded.events_rejected, "
                       "last_event_ms = max(last_event_ms, excluded.last_event_ms)",
                       {store_id},
-                      {now_ms, applied, rejected, last_event_ms});
+                      {now_ms, appended, rejected, last_event_ms});
         !s.ok()) {
+      return s.error();
+    }
+    auto latest = LatestVersion();
+    if (!latest.ok()) return latest.error();
+    out.latest_version = *latest;
+    if (auto s = txn->Commit(); !s.ok()) return s.error();
+    found.committed = true;
+    unfolded_ += appended;
+    if (enrolled_.size() > kMaxEnrolledCache) enrolled_.clear();
+    return out;
+  }
+
+  Result<FoldOutcome> Fold(int64_t max_events, int64_t now_ms) override {
+    FoldOutcome out;
+    if (unfolded_.load() == 0) {
+      auto latest = LatestVersion();
+      if (!latest.ok()) return latest.error();
+      out.latest_version = *latest;
+      return out;
+    }
+    auto txn = Transaction::Begin(*db_);
+    if (!txn.ok()) return txn.error();
+    auto latest = LatestVersion();
+    if (!latest.ok()) return latest.error();
+    feed_version_ = *latest;
+    // The cached version means nothing once this transaction ends, however
+    // it ends.
+    struct ForgetVersion {
+      std::optional<uint64_t>& v;
+      ~ForgetVersion() { v.reset(); }
+    } forget{feed_version_};
+
+    std::vector<std::pair<std::string, v1::Event>> chunk;
+    int64_t last_seq = 0;
+    {
+      auto stmt = db_->Prepare("SELECT seq, event_key, body FROM inbox ORDER BY seq LIMIT ?");
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, std::max<int64_t>(1, max_events));
+      for (;;) {
+        auto row = (*stmt)->Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        last_seq = (*stmt)->ColumnInt(0);
+        auto event = ParseBlob<v1::Event>((*stmt)->ColumnBlob(2), "inbox event");
+        if (!event.ok()) return event.error();
+        chunk.emplace_back((*stmt)->ColumnText(1), std::move(*event));
+      }
+    }
+    // New events per member (resolved id), folded after the loop so a member
+    // is folded once per chunk however many of its events the chunk holds.
+    std::map<std::string, std::vector<v1::Event>> fresh;
+    std::set<std::pair<std::string, std::string>> member_stores;  // (store, member)
+    // Event member id -> resolved member: aliases and members, once there,
+    // stay for the transaction.
+    std::map<std::string, std::string> resolved;
+    for (auto& [key, event] : chunk) {
+      Result<std::string> member = std::string();
+      if (auto it = resolved.find(event.member_id()); it != resolved.end()) {
+        member = it->second;
+      } else {
+        member = ResolveMember(event, now_ms);
+        if (member.ok()) resolved.emplace(event.member_id(), *member);
+      }
+      if (!member.ok()) {
+        if (core::IsStorageFailure(member.error().code)) return member.error();
+        // Append let it in, so this is a bug, not the terminal's mistake: it
+        // is kept with the rejected events (and counted against the store),
+        // and never blocks the events behind it.
+        const std::string& store_id = event.id().store_id();
+        if (auto s = RecordRejection(key, store_id, member.error(), now_ms, event); !s.ok()) {
+          return s.error();
+        }
+        if (auto s = Exec("UPDATE stores SET events_rejected = events_rejected + 1 WHERE "
+                          "store_id = ?",
+                          {store_id});
+            !s.ok()) {
+          return s.error();
+        }
+        v1::EventRejection r;
+        *r.mutable_id() = event.id();
+        r.set_code(member.error().code);
+        r.set_message(member.error().message);
+        out.rejected.push_back(std::move(r));
+        continue;
+      }
+      if (auto s = InsertEvent(key, *member, event); !s.ok()) return s.error();
+      if (event.has_enrolment() && !event.enrolment().referral_code().empty()) {
+        if (auto s = RecordReferral(*member, event.enrolment().referral_code()); !s.ok()) {
+          return s.error();
+        }
+      }
+      member_stores.emplace(event.id().store_id(), *member);
+      fresh[*member].push_back(std::move(event));
+    }
+    if (auto s = CreditReferrers(fresh, now_ms); !s.ok()) return s.error();
+    for (auto& [member_id, member_events] : fresh) {
+      if (auto s = ApplyToMember(member_id, member_events, now_ms); !s.ok()) return s.error();
+      out.touched_members.push_back(member_id);
+    }
+    for (const auto& [store_id, member_id] : member_stores) {
+      if (auto s = Exec("INSERT OR IGNORE INTO member_stores(store_id, member_id) VALUES(?, ?)",
+                        {store_id, member_id});
+          !s.ok()) {
+        return s.error();
+      }
+    }
+    if (auto s = Exec("DELETE FROM inbox WHERE seq <= ?", {}, {last_seq}); !s.ok()) {
       return s.error();
     }
     out.latest_version = *feed_version_;
     if (auto s = txn->Commit(); !s.ok()) return s.error();
+    out.folded = static_cast<int64_t>(chunk.size());
+    out.unfolded = unfolded_ -= out.folded;
     return out;
   }
+
+  int64_t UnfoldedEvents() const override { return unfolded_.load(); }
 
   // ------------------------------------------------------------ downlink --
 
@@ -855,16 +975,47 @@ class SqliteServerStore final : public ServerStore {
     return seq;
   }
 
+  // The uuid stored under `key`, folded or still in the inbox.
   Result<std::optional<std::string>> SeenUuid(const std::string& key) {
-    auto stmt = db_->Prepare("SELECT uuid FROM events WHERE event_key = ?");
+    for (std::string_view sql : {"SELECT uuid FROM inbox WHERE event_key = ?",
+                                 "SELECT uuid FROM events WHERE event_key = ?"}) {
+      auto stmt = db_->Prepare(sql);
+      if (!stmt.ok()) return stmt.error();
+      (*stmt)->Bind(1, key);
+      auto row = (*stmt)->Step();
+      if (!row.ok()) return row.error();
+      if (!*row) continue;
+      std::string uuid = (*stmt)->ColumnText(0);
+      (*stmt)->Reset();
+      return std::optional<std::string>(std::move(uuid));
+    }
+    return std::optional<std::string>();
+  }
+
+  // Whether the member an uploaded event names exists, or will once the
+  // inbox is folded: an enrolment always does (it creates the member or
+  // merges into the card's member); otherwise the id must be a member, an
+  // alias of one, or the id of an enrolment waiting in the inbox.
+  Result<bool> IsEnrolled(const v1::Event& event) {
+    if (event.has_enrolment()) return true;
+    auto resolved = ResolveAlias(event.member_id());
+    if (!resolved.ok()) return resolved.error();
+    auto exists = MemberExists(*resolved);
+    if (!exists.ok() || *exists) return exists;
+    auto stmt = db_->Prepare("SELECT 1 FROM inbox WHERE member_id = ? AND enrolment = 1");
     if (!stmt.ok()) return stmt.error();
-    (*stmt)->Bind(1, key);
+    (*stmt)->Bind(1, event.member_id());
     auto row = (*stmt)->Step();
     if (!row.ok()) return row.error();
-    if (!*row) return std::optional<std::string>();
-    std::string uuid = (*stmt)->ColumnText(0);
     (*stmt)->Reset();
-    return std::optional<std::string>(std::move(uuid));
+    return *row;
+  }
+
+  Status RecordRejection(const std::string& key, const std::string& store_id,
+                         const core::Error& error, int64_t now_ms, const v1::Event& event) {
+    return Exec("INSERT INTO rejected_events(event_key, store_id, code, message, received_ms, "
+                "body) VALUES(?, ?, ?, ?, ?, ?)",
+                {key, store_id, error.code, error.message}, {now_ms}, event.SerializeAsString());
   }
 
   Result<std::string> ResolveAlias(const std::string& id) {
@@ -1564,9 +1715,17 @@ class SqliteServerStore final : public ServerStore {
   v1::CutPoints cuts_;
   core::FeatureFold incremental_fold_{core::FeatureContext{}};
   SegmentationStats segmentation_stats_;
-  // The change feed's latest version while Ingest's transaction runs (the
+  // The change feed's latest version while Fold's transaction runs (the
   // only writer), so each Bump need not query it; unset otherwise.
   std::optional<uint64_t> feed_version_;
+  // Member ids (as uploaded) known to be enrolled: Append checks each
+  // event's member once, not once per event. Members are never deleted, so
+  // an id stays valid; the set is dropped when it grows past the cap.
+  std::unordered_set<std::string> enrolled_;
+  static constexpr std::size_t kMaxEnrolledCache = 1'000'000;
+  // Rows in the inbox; written on the database thread after each commit,
+  // read from any thread (UnfoldedEvents).
+  std::atomic<int64_t> unfolded_{0};
 };
 
 }  // namespace

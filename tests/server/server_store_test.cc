@@ -70,6 +70,119 @@ TEST_F(ServerStoreTest, ResentBatchIsAcknowledgedAndChangesNothing) {
   EXPECT_EQ(Member("p-1").points_balance(), 40);
 }
 
+// ---- the inbox: Append acknowledges, Fold applies
+
+TEST_F(ServerStoreTest, AppendAcknowledgesWithoutTouchingTheLedgerAndFoldAppliesOnce) {
+  auto appended = store_->Append(
+      "S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 40)}, NowMs());
+  ASSERT_TRUE(appended.ok()) << appended.error().message;
+  EXPECT_EQ(appended->acknowledged.size(), 2u);
+  EXPECT_TRUE(appended->rejected.empty());
+  EXPECT_EQ(store_->UnfoldedEvents(), 2);
+  EXPECT_EQ(Totals().events, 0);
+  EXPECT_EQ(Totals().members, 0);
+
+  // One event per step: the enrolment (first in) before the purchase.
+  auto first = store_->Fold(1, NowMs());
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->folded, 1);
+  EXPECT_EQ(first->unfolded, 1);
+  EXPECT_EQ(Member("p-1").points_balance(), 0);
+  auto second = store_->Fold(100, NowMs());
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(second->folded, 1);
+  EXPECT_THAT(second->touched_members, ::testing::ElementsAre("p-1"));
+  EXPECT_EQ(second->latest_version, *store_->LatestVersion());
+  EXPECT_EQ(Member("p-1").points_balance(), 40);
+  EXPECT_EQ(store_->UnfoldedEvents(), 0);
+
+  auto idle = store_->Fold(100, NowMs());
+  ASSERT_TRUE(idle.ok());
+  EXPECT_EQ(idle->folded, 0);
+  EXPECT_EQ(Totals().events, 2);
+  EXPECT_EQ(Member("p-1").points_balance(), 40);
+}
+
+TEST_F(ServerStoreTest, TheInboxOutlivesTheProcessAndIsFoldedAfterReopening) {
+  ASSERT_TRUE(store_->Append("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 7)},
+                             NowMs())
+                  .ok());
+  store_.reset();  // the process stops before folding
+  auto reopened = storage::OpenSqliteServerStore(dir_.file("server.db"));
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  store_ = std::move(*reopened);
+  EXPECT_EQ(store_->UnfoldedEvents(), 2);
+  // A resend after the restart is recognised in the inbox: acknowledged, not
+  // appended again.
+  auto resent = store_->Append("S1", {Purchase("S1", 2, "p-1", 7)}, NowMs());
+  ASSERT_TRUE(resent.ok());
+  EXPECT_EQ(resent->acknowledged.size(), 1u);
+  EXPECT_EQ(store_->UnfoldedEvents(), 2);
+  ASSERT_TRUE(store_->FoldAll(NowMs()).ok());
+  EXPECT_EQ(store_->UnfoldedEvents(), 0);
+  EXPECT_EQ(Totals().events, 2);
+  EXPECT_EQ(Member("p-1").points_balance(), 7);
+}
+
+TEST_F(ServerStoreTest, ASequenceReusedWhileTheFirstEventWaitsInTheInboxIsRejected) {
+  ASSERT_TRUE(store_->Append("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 5)},
+                             NowMs())
+                  .ok());
+  v1::Event other = Purchase("S1", 2, "p-1", 99);
+  other.mutable_id()->set_uuid("a-different-uuid");
+  auto out = store_->Append("S1", {other}, NowMs());
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->rejected.size(), 1u);
+  EXPECT_EQ(out->rejected[0].code(), "sequence_reused");
+  EXPECT_TRUE(out->acknowledged.empty());
+  ASSERT_TRUE(store_->FoldAll(NowMs()).ok());
+  EXPECT_EQ(Member("p-1").points_balance(), 5);
+}
+
+TEST_F(ServerStoreTest, AMemberWhoseEnrolmentWaitsInTheInboxIsKnownToTheNextUpload) {
+  ASSERT_TRUE(store_->Append("S1", {Enrol("S1", 1, "p-1", HashOf(1))}, NowMs()).ok());
+  auto out = store_->Append("S1", {Purchase("S1", 2, "p-1", 12), Purchase("S1", 3, "nobody", 3)},
+                            NowMs());
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->acknowledged.size(), 1u);
+  EXPECT_EQ(out->acknowledged[0].seq(), 2u);
+  ASSERT_EQ(out->rejected.size(), 1u);
+  EXPECT_EQ(out->rejected[0].code(), "unknown_member");
+  EXPECT_EQ(store_->UnfoldedEvents(), 2);
+  auto folded = store_->FoldAll(NowMs());
+  ASSERT_TRUE(folded.ok());
+  EXPECT_TRUE(folded->rejected.empty());
+  EXPECT_EQ(Member("p-1").points_balance(), 12);
+}
+
+TEST_F(ServerStoreTest, AnAliasWhoseEnrolmentWaitsInTheInboxIsKnownAndMerges) {
+  Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 10)});
+  // Store S2 enrolled the same card offline under its own provisional id.
+  ASSERT_TRUE(store_->Append("S2", {Enrol("S2", 1, "q-1", HashOf(1))}, NowMs()).ok());
+  auto out = store_->Append("S2", {Purchase("S2", 2, "q-1", 4)}, NowMs());
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->acknowledged.size(), 1u);
+  EXPECT_TRUE(out->rejected.empty());
+  ASSERT_TRUE(store_->FoldAll(NowMs()).ok());
+  EXPECT_EQ(Member("p-1").points_balance(), 14);
+  EXPECT_EQ(Member("q-1").member_id(), "p-1");
+}
+
+TEST_F(ServerStoreTest, StoresCountWhatAppendAcknowledgedAndRejected) {
+  ASSERT_TRUE(store_->Append("S1",
+                             {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 1),
+                              Purchase("S1", 3, "ghost", 1)},
+                             NowMs())
+                  .ok());
+  auto statuses = store_->StoreStatuses();
+  ASSERT_TRUE(statuses.ok());
+  ASSERT_EQ(statuses->size(), 1u);
+  EXPECT_EQ((*statuses)[0].events_received(), 2);
+  EXPECT_EQ((*statuses)[0].events_rejected(), 1);
+  ASSERT_EQ((*statuses)[0].terminals_size(), 1);
+  EXPECT_EQ((*statuses)[0].terminals(0).last_seq(), 2u);
+}
+
 TEST_F(ServerStoreTest, SequenceReusedByAnotherEventIsRejected) {
   Ingest("S1", {Enrol("S1", 1, "p-1", HashOf(1)), Purchase("S1", 2, "p-1", 10)});
   v1::Event other = Purchase("S1", 2, "p-1", 99);
