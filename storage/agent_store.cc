@@ -273,6 +273,31 @@ Result<std::vector<StoredEvent>> AgentStore::UnackedEvents(uint64_t after_seq, i
   return out;
 }
 
+Result<std::vector<AgentStore::StoredBody>> AgentStore::UnackedEventBodies(uint64_t after_seq,
+                                                                          int limit,
+                                                                          std::size_t max_bytes) {
+  auto from = OutboxFrom();
+  if (!from.ok()) return from.error();
+  auto stmt = db_->Prepare(
+      "SELECT seq, body FROM events WHERE seq > ? AND acked = 0 ORDER BY seq LIMIT ?");
+  if (!stmt.ok()) return stmt.error();
+  Statement& s = **stmt;
+  s.Bind(1, static_cast<int64_t>(std::max(after_seq, *from - 1))).Bind(2, int64_t{limit});
+  std::vector<StoredBody> out;
+  std::size_t bytes = 0;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) break;
+    const auto body = s.ColumnBlob(1);
+    bytes += body.size();
+    if (!out.empty() && bytes > max_bytes) break;
+    out.push_back(StoredBody{static_cast<uint64_t>(s.ColumnInt(0)), std::string(body)});
+  }
+  s.Reset();
+  return out;
+}
+
 Result<std::optional<StoredEvent>> AgentStore::EventBySeq(uint64_t seq) {
   auto stmt = db_->Prepare("SELECT body, acked FROM events WHERE seq = ?");
   if (!stmt.ok()) return stmt.error();

@@ -90,6 +90,15 @@ class AgentStore {
   // meta "outbox_from", so that finding them is a short rowid range scan)
   // Up to `limit` outbox events with seq > after_seq, in seq order.
   Result<std::vector<StoredEvent>> UnackedEvents(uint64_t after_seq, int limit);
+  // The same events as they are stored (serialized loyalty.v1.Event), for
+  // an upload that sends them as they are; the total body size is capped at
+  // `max_bytes` (the first event always comes).
+  struct StoredBody {
+    uint64_t seq = 0;
+    std::string body;
+  };
+  Result<std::vector<StoredBody>> UnackedEventBodies(uint64_t after_seq, int limit,
+                                                     std::size_t max_bytes);
   Result<std::optional<StoredEvent>> EventBySeq(uint64_t seq);
   // The server holds the events first_seq..last_seq: they leave the outbox.
   Status MarkAcked(uint64_t first_seq, uint64_t last_seq);

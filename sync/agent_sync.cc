@@ -13,8 +13,10 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <span>
 #include <thread>
 
+#include "sync/framing.h"
 #include "sync/outbox.h"
 #include "sync/protocol.h"
 #include "sync/tls.h"
@@ -256,6 +258,20 @@ struct AgentSync::State {
     return id;
   }
 
+  // Sends an UploadBatch of serialized events under a fresh correlation id,
+  // which it returns.
+  Result<uint64_t> SendUpload(uint64_t batch_id, std::span<const std::string> event_bodies) {
+    const uint64_t id = ++next_correlation;
+    auto encoded = EncodeUploadFrame(id, batch_id, event_bodies);
+    if (!encoded.ok()) return encoded.error();
+    std::unique_lock lock(mutex);
+    if (!conn || conn_closed) return close_reason;
+    ConnectionPtr c = conn;
+    lock.unlock();
+    c->SendEncoded(std::move(*encoded));
+    return id;
+  }
+
   // Waits for the answer to request `id`. Answers to this thread's other
   // requests still outstanding are kept for their own Await: an error the
   // server sends at once (busy) can overtake an earlier request's answer.
@@ -318,29 +334,33 @@ struct AgentSync::State {
 
   // Reads the next batch after `after_seq` and sends it; nullopt when the
   // outbox holds nothing more.
+  // The events go as they are stored, serialized: the frame is put
+  // together from the outbox rows without parsing them; only their ids are
+  // read, to match the acknowledgement against (ApplyUploadAck).
   Result<std::optional<SentBatch>> SendNextBatch(uint64_t after_seq) {
-    auto events = reader->UnackedEvents(after_seq, options.batch_events);
-    if (!events.ok()) return events.error();
-    if (events->empty()) return std::optional<SentBatch>();
     // Keep frames well below the size limit whatever the baskets hold.
-    std::size_t bytes = 0;
-    std::size_t n = 0;
-    while (n < events->size()) {
-      bytes += (*events)[n].event.ByteSizeLong() + 16;
-      if (n > 0 && bytes > options.batch_bytes) break;
-      ++n;
-    }
-    events->resize(n);
+    auto bodies = reader->UnackedEventBodies(after_seq, options.batch_events, options.batch_bytes);
+    if (!bodies.ok()) return bodies.error();
+    if (bodies->empty()) return std::optional<SentBatch>();
     SentBatch sent;
     sent.batch_id = ++next_batch_id;
-    v1::Frame frame;
-    auto* batch = frame.mutable_upload_batch();
-    batch->set_batch_id(sent.batch_id);
-    for (const auto& e : *events) *batch->add_events() = e.event;
-    auto id = Send(std::move(frame));
+    sent.events.reserve(bodies->size());
+    std::vector<std::string> wire;
+    wire.reserve(bodies->size());
+    for (auto& b : *bodies) {
+      auto id = EventIdOf(b.body);
+      if (!id.ok()) {
+        return MakeError(core::code::kInternal, "outbox event " + std::to_string(b.seq) + ": " +
+                                              id.error().message);
+      }
+      storage::StoredEvent& e = sent.events.emplace_back();
+      e.seq = b.seq;
+      *e.event.mutable_id() = std::move(*id);
+      wire.push_back(std::move(b.body));
+    }
+    auto id = SendUpload(sent.batch_id, wire);
     if (!id.ok()) return id.error();
     sent.correlation_id = *id;
-    sent.events = std::move(*events);
     return std::optional<SentBatch>(std::move(sent));
   }
 

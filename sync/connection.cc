@@ -84,6 +84,12 @@ void Connection::Send(v1::Frame frame) {
   });
 }
 
+void Connection::SendEncoded(std::string encoded) {
+  net::post(stream_.get_executor(), [self = shared_from_this(), e = std::move(encoded)]() mutable {
+    self->EnqueueEncoded(std::move(e));
+  });
+}
+
 void Connection::Close() {
   net::post(stream_.get_executor(), [self = shared_from_this()] {
     if (self->state_ == State::kClosing || self->state_ == State::kClosed) return;
@@ -258,12 +264,22 @@ void Connection::Enqueue(v1::Frame frame) {
   if (state_ == State::kClosing || state_ == State::kClosed) return;  // on_close tells the owner
   auto bytes = EncodeFrame(frame, options_.max_frame_size);
   if (!bytes) return Fail(bytes.error());
+  EnqueueEncoded(std::move(*bytes));
+}
+
+void Connection::EnqueueEncoded(std::string bytes) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;  // on_close tells the owner
+  if (bytes.size() <= kFrameHeaderSize || bytes.size() - kFrameHeaderSize > options_.max_frame_size) {
+    return Fail(core::MakeError(code::kFrameTooLarge,
+                                "refusing to send an encoded frame of " +
+                                    std::to_string(bytes.size()) + " bytes"));
+  }
   if (write_queue_.size() >= options_.max_queued_frames) {
     return Fail(core::MakeError(
         code::kWriteQueueFull,
         "the peer is not reading; " + std::to_string(write_queue_.size()) + " frames queued"));
   }
-  write_queue_.push_back(std::move(*bytes));
+  write_queue_.push_back(std::move(bytes));
   // Before the Hello exchange starts, frames wait so that Hello goes first.
   if (!writing_ && state_ != State::kConnecting && state_ != State::kHandshake) DoWrite();
 }

@@ -85,6 +85,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start();
   // Queues `frame`; once open, frames go out in order.
   void Send(v1::Frame frame);
+  // Queues a frame already encoded (header and body, as EncodeFrame or
+  // EncodeUploadFrame make it), in the same order as Send's.
+  void SendEncoded(std::string encoded);
   // Sends what is queued, then shuts TLS down and closes.
   void Close();
 
@@ -115,6 +118,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void HandleHello(const v1::Frame& frame);
   void HandleHelloAck(const v1::Frame& frame);
   void Enqueue(v1::Frame frame);
+  void EnqueueEncoded(std::string encoded);
   void DoWrite();
   void OnWrite(boost::beast::error_code ec, std::size_t bytes);
   void DoShutdown();

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 
 #include "core/result.h"
@@ -40,5 +41,18 @@ DecodeResult DecodeFrame(std::span<const std::uint8_t> bytes,
 // `max_frame_size`, or bad_frame if it is empty (no message set).
 core::Result<std::string> EncodeFrame(const v1::Frame& frame,
                                       std::size_t max_frame_size = kDefaultMaxFrameSize);
+
+// Header + a serialized Frame{correlation_id, upload_batch{batch_id,
+// events}} whose events are `event_bodies`, each already a serialized
+// loyalty.v1.Event (the agent's outbox rows), written as they are: the same
+// bytes as EncodeFrame of the parsed events, without parsing and
+// re-serializing them. frame_too_large as EncodeFrame.
+core::Result<std::string> EncodeUploadFrame(uint64_t correlation_id, uint64_t batch_id,
+                                            std::span<const std::string> event_bodies,
+                                            std::size_t max_frame_size = kDefaultMaxFrameSize);
+
+// The id of the serialized loyalty.v1.Event `body`, read without parsing
+// the rest of it; bad_frame if it has none or is not an Event.
+core::Result<v1::EventId> EventIdOf(std::string_view body);
 
 }  // namespace loyalty::sync

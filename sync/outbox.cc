@@ -95,13 +95,26 @@ Result<uint64_t> LoadCursor(storage::AgentStore& store) {
 Result<AckOutcome> ApplyUploadAck(storage::AgentStore& store,
                                   const std::vector<storage::StoredEvent>& sent,
                                   const v1::UploadAck& ack, uint64_t fresh_epoch, int64_t now_ms) {
-  // An id names one of our events only with the same key and uuid.
-  std::map<std::string, const storage::StoredEvent*> by_key;
-  for (const auto& e : sent) by_key[EventKey(e.event.id())] = &e;
+  // An id names one of our events only with the same key and uuid. Looked
+  // up by sequence number (an outbox read is in sequence order; sorted here
+  // anyway), then compared whole: no key strings per event.
+  std::vector<const storage::StoredEvent*> by_seq;
+  by_seq.reserve(sent.size());
+  for (const auto& e : sent) by_seq.push_back(&e);
+  std::sort(by_seq.begin(), by_seq.end(),
+            [](const auto* a, const auto* b) { return a->event.id().seq() < b->event.id().seq(); });
   auto find = [&](const v1::EventId& id) -> const storage::StoredEvent* {
-    auto it = by_key.find(EventKey(id));
-    if (it == by_key.end() || it->second->event.id().uuid() != id.uuid()) return nullptr;
-    return it->second;
+    auto it = std::lower_bound(
+        by_seq.begin(), by_seq.end(), id.seq(),
+        [](const storage::StoredEvent* e, uint64_t seq) { return e->event.id().seq() < seq; });
+    for (; it != by_seq.end() && (*it)->event.id().seq() == id.seq(); ++it) {
+      const v1::EventId& mine = (*it)->event.id();
+      if (mine.epoch() == id.epoch() && mine.uuid() == id.uuid() &&
+          mine.terminal_id() == id.terminal_id() && mine.store_id() == id.store_id()) {
+        return *it;
+      }
+    }
+    return nullptr;
   };
 
   AckOutcome out;
