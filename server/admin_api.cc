@@ -14,6 +14,7 @@
 #include "core/time_util.h"
 #include "loyalty/v1/segments.pb.h"
 #include "proto/json.h"
+#include "server/clock.h"
 #include "server/segmentation.h"
 
 namespace loyalty::server {
@@ -24,12 +25,6 @@ using core::MakeError;
 
 constexpr int kDefaultHistory = 50;
 constexpr int kMaxHistory = 1000;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // "YYYY-MM-DD" as UTC midnight in ms; nullopt when malformed.
 std::optional<int64_t> ParseDate(std::string_view s) {

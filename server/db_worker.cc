@@ -4,16 +4,9 @@
 
 #include <algorithm>
 
+#include "server/clock.h"
+
 namespace loyalty::server {
-namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 DbWorker::DbWorker(std::unique_ptr<storage::ServerStore> store, std::size_t max_queued,
                    std::size_t max_queued_reads, int feed_readers, FoldOptions fold)

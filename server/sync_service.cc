@@ -8,17 +8,12 @@
 #include <vector>
 
 #include "core/time_util.h"
+#include "server/clock.h"
 
 namespace loyalty::server {
 namespace {
 
 namespace net = boost::asio;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string Describe(const v1::EventId& id) {
   return id.store_id() + "/" + id.terminal_id() + "/" + std::to_string(id.epoch()) + "/" +

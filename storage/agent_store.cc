@@ -254,21 +254,14 @@ Result<int64_t> AgentStore::CountUnackedEvents() {
 }
 
 Result<std::vector<StoredEvent>> AgentStore::UnackedEvents(uint64_t after_seq, int limit) {
-  auto from = OutboxFrom();
-  if (!from.ok()) return from.error();
-  auto stmt = db_->Prepare(
-      "SELECT seq, body FROM events WHERE seq > ? AND acked = 0 ORDER BY seq LIMIT ?");
-  if (!stmt.ok()) return stmt.error();
-  Statement& s = **stmt;
-  s.Bind(1, static_cast<int64_t>(std::max(after_seq, *from - 1))).Bind(2, int64_t{limit});
+  auto bodies = UnackedEventBodies(after_seq, limit, std::numeric_limits<std::size_t>::max());
+  if (!bodies.ok()) return bodies.error();
   std::vector<StoredEvent> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.error();
-    if (!*row) break;
-    auto event = ParseBlob<loyalty::v1::Event>(s.ColumnBlob(1), "event");
+  out.reserve(bodies->size());
+  for (const StoredBody& b : *bodies) {
+    auto event = ParseBlob<loyalty::v1::Event>(b.body, "event");
     if (!event.ok()) return event.error();
-    out.push_back(StoredEvent{static_cast<uint64_t>(s.ColumnInt(0)), std::move(*event)});
+    out.push_back(StoredEvent{b.seq, std::move(*event)});
   }
   return out;
 }
