@@ -49,30 +49,43 @@ bool DbWorker::PostFeedFolded(ReadJob job) {
   if (store_->UnfoldedEvents() == 0) return PostFeed(std::move(job));
   {
     std::lock_guard lock(mu_);
-    if (feed_readers_.empty() || stopping_ || after_fold_.size() >= feed_.max_queued) return false;
-    after_fold_.push_back(std::move(job));
+    if (feed_readers_.empty()) return false;
+  }
+  return HoldUntilFolded(feed_, std::move(job));
+}
+
+bool DbWorker::HoldUntilFolded(Lane<ReadJob>& lane, ReadJob job) {
+  {
+    std::lock_guard lock(mu_);
+    const auto held = std::count_if(after_fold_.begin(), after_fold_.end(),
+                                    [&](const auto& entry) { return entry.first == &lane; });
+    if (stopping_ || lane.jobs.size() + static_cast<std::size_t>(held) >= lane.max_queued) {
+      return false;
+    }
+    after_fold_.emplace_back(&lane, std::move(job));
     if (release_queued_) return true;  // the queued release takes this one too
     release_queued_ = true;
   }
   if (Enqueue(WriteJob{[this](storage::ServerStore&) { ReleaseAfterFold(); }, Wait::kFold})) {
     return true;
   }
-  // The database queue is full: serve them from the feed as it is rather
-  // than not at all (the next pull gets the rest).
+  // The database queue is full: read the ledger as it is rather than not at
+  // all (a pull's next round gets the rest).
   ReleaseAfterFold();
   return true;
 }
 
 // Runs on the database thread after FoldEverything (a Wait::kFold job), so
-// every pull in after_fold_ follows an upload that is folded now: uploads
-// are appended on this thread too, before their pulls arrive.
+// every read in after_fold_ follows the uploads acknowledged before it was
+// posted, all folded now: uploads are appended on this thread too.
 void DbWorker::ReleaseAfterFold() {
   {
     std::lock_guard lock(mu_);
-    for (auto& job : after_fold_) feed_.jobs.push_back(std::move(job));
+    for (auto& [lane, job] : after_fold_) lane->jobs.push_back(std::move(job));
     after_fold_.clear();
     release_queued_ = false;
   }
+  reads_.cv.notify_all();
   feed_.cv.notify_all();
 }
 
@@ -92,9 +105,11 @@ bool DbWorker::Enqueue(WriteJob job) {
 }
 
 bool DbWorker::PostRead(ReadJob job) {
+  if (!reader_) return false;
+  if (store_->UnfoldedEvents() > 0) return HoldUntilFolded(reads_, std::move(job));
   {
     std::lock_guard lock(mu_);
-    if (!reader_ || stopping_ || reads_.jobs.size() >= reads_.max_queued) return false;
+    if (stopping_ || reads_.jobs.size() >= reads_.max_queued) return false;
     reads_.jobs.push_back(std::move(job));
   }
   reads_.cv.notify_one();

@@ -19,6 +19,12 @@
 // - the feed readers (PostFeed), threads with a read connection each, serve
 //   terminals' pulls of the change feed: short reads that wait neither for
 //   ingest nor for a long scan, and use the second core.
+// No read of the ledger runs before the events acknowledged so far are
+// folded: a scan (PostRead) or pull (PostFeedFolded) posted while events
+// wait is held until a fold job on the database thread has folded them;
+// reads that arrive together share that job. From outside, an upload is
+// applied before anyone can look, as if it had been applied before its
+// acknowledgement.
 // A job runs on its thread with the store (or reader) and hands its result
 // back itself (Connection::Send is thread-safe; HTTP sessions post back to
 // their strand).
@@ -41,6 +47,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "storage/server_store.h"
@@ -77,16 +84,16 @@ class DbWorker {
   // Queues `job` to run without waiting for the fold (a health check).
   [[nodiscard]] bool PostNow(Job job);
   // Queues `job` for a feed reader once every event acknowledged so far is
-  // folded (a terminal's pull after its upload must see it). Pulls that
-  // arrive while events wait share one fold: one job on the database thread
-  // folds, then hands all of them to the feed readers. False as PostFeed.
+  // folded (a terminal's pull after its upload must see it). False as
+  // PostFeed.
   [[nodiscard]] bool PostFeedFolded(ReadJob job);
   // Events acknowledged and not yet folded into the ledger (thread-safe).
   int64_t unfolded() const { return store_->UnfoldedEvents(); }
   // Why the last fold step failed; empty once one succeeds (thread-safe).
   std::string fold_error() const;
-  // Queues `job` for the reader thread; false when its queue is full, the
-  // worker is stopping or there is no reader.
+  // Queues `job` for the reader thread once every event acknowledged so far
+  // is folded; false when its queue is full, the worker is stopping or
+  // there is no reader.
   [[nodiscard]] bool PostRead(ReadJob job);
   // Queues `job` for a feed reader; false when its queue is full, the worker
   // is stopping or there is no feed reader.
@@ -118,6 +125,9 @@ class DbWorker {
   // the next waits a while).
   bool FoldStep(int64_t max_events);
   void FoldEverything();
+  // Holds `job` for `lane` until a fold (see the class comment); false when
+  // the lane is full or the worker is stopping.
+  bool HoldUntilFolded(Lane<ReadJob>& lane, ReadJob job);
   void ReleaseAfterFold();
 
   std::unique_ptr<storage::ServerStore> store_;
@@ -128,7 +138,8 @@ class DbWorker {
   // After a failed fold step, none before this (database thread only).
   std::chrono::steady_clock::time_point fold_after_{};
   std::string fold_error_;  // guarded by mu_
-  std::vector<ReadJob> after_fold_;  // guarded by mu_: pulls waiting for a fold
+  // Guarded by mu_: reads waiting for a fold, with the lane each goes to.
+  std::vector<std::pair<Lane<ReadJob>*, ReadJob>> after_fold_;
   bool release_queued_ = false;      // guarded by mu_: a ReleaseAfterFold job is queued
   Lane<ReadJob> reads_;
   Lane<ReadJob> feed_;

@@ -106,6 +106,25 @@ TEST_F(DbWorkerTest, APullAfterAnUploadIsServedByAFeedReaderWithTheUploadFolded)
   EXPECT_EQ(db->unfolded(), 0);
 }
 
+TEST_F(DbWorkerTest, AScanPostedWhileEventsWaitReadsThemFolded) {
+  FoldOptions never_quiet;
+  never_quiet.quiet = 1h;
+  auto db = Start(never_quiet);
+  ASSERT_TRUE(db);
+  EXPECT_EQ(Upload(*db, 1, 4, "p-1", 1), 5);
+  auto promise = std::make_shared<std::promise<int64_t>>();
+  auto members = promise->get_future();
+  ASSERT_TRUE(db->PostRead([promise](storage::ServerReader& reader) {
+    storage::MemberScanOptions options;
+    options.now_ms = NowMs();
+    int64_t n = 0;
+    auto s = reader.ScanMembers(options, [&n](const storage::ScannedMember&) { ++n; });
+    promise->set_value(s.ok() ? n : -1);
+  }));
+  EXPECT_EQ(members.get(), 1);
+  EXPECT_EQ(db->unfolded(), 0);
+}
+
 TEST_F(DbWorkerTest, TheWorkerFoldsByItselfOnceUploadsPause) {
   FoldOptions fold;
   fold.quiet = 5ms;
