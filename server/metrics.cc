@@ -60,7 +60,7 @@ std::string ServerMetrics::Render() const {
          load(unfolded_));
 
   const char* h = "loyalty_ingest_batch_seconds";
-  out << "# HELP " << h << " Time to ingest one upload batch in the database.\n"
+  out << "# HELP " << h << " Time to record one upload batch in the inbox (before its acknowledgement).\n"
       << "# TYPE " << h << " histogram\n";
   for (std::size_t i = 0; i < kBuckets.size(); ++i) {
     out << h << "_bucket{le=\"" << kBuckets[i] << "\"} " << load(batch_buckets_[i]) << '\n';

@@ -22,7 +22,7 @@ class ServerMetrics {
   void MemberLookup(bool found) {
     (found ? lookups_found_ : lookups_missed_).fetch_add(1, std::memory_order_relaxed);
   }
-  // One ingest transaction: events applied or re-acknowledged, events
+  // One upload recorded in the inbox: events acknowledged (now or before), events
   // rejected, and how long the database call took.
   void BatchIngested(int64_t acknowledged, int64_t rejected, double seconds);
   void FeedVersion(uint64_t version);  // keeps the maximum seen

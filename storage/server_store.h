@@ -49,8 +49,9 @@
 namespace loyalty::storage {
 
 struct IngestOutcome {
-  std::vector<loyalty::v1::EventId> acknowledged;  // applied now or before
+  std::vector<loyalty::v1::EventId> acknowledged;  // recorded now or before
   std::vector<loyalty::v1::EventRejection> rejected;
+  // Set by Ingest, after the fold; Append leaves them empty.
   std::vector<std::string> touched_members;  // whose snapshot changed
   uint64_t latest_version = 0;
 };
@@ -105,7 +106,7 @@ class ServerStore {
   virtual ~ServerStore() = default;
 
   // Records `events` uploaded by `store_id` (from its certificate) at
-  // `now_ms` in the inbox; touched_members stays empty.
+  // `now_ms` in the inbox.
   virtual core::Result<IngestOutcome> Append(const std::string& store_id,
                                              std::vector<loyalty::v1::Event> events,
                                              int64_t now_ms) = 0;

@@ -398,9 +398,6 @@ class SqliteServerStore final : public ServerStore {
         !s.ok()) {
       return s.error();
     }
-    auto latest = LatestVersion();
-    if (!latest.ok()) return latest.error();
-    out.latest_version = *latest;
     if (auto s = txn->Commit(); !s.ok()) return s.error();
     found.committed = true;
     unfolded_ += appended;
