@@ -250,12 +250,17 @@ struct AgentSync::State {
   Result<uint64_t> Send(v1::Frame request) {
     request.set_correlation_id(++next_correlation);
     const uint64_t id = request.correlation_id();
-    std::unique_lock lock(mutex);
-    if (!conn || conn_closed) return close_reason;
-    ConnectionPtr c = conn;
-    lock.unlock();
-    c->Send(std::move(request));
+    auto c = OpenConnection();
+    if (!c.ok()) return c.error();
+    (*c)->Send(std::move(request));
     return id;
+  }
+
+  // The connection, or why it closed.
+  Result<ConnectionPtr> OpenConnection() {
+    std::lock_guard lock(mutex);
+    if (!conn || conn_closed) return close_reason;
+    return conn;
   }
 
   // Sends an UploadBatch of serialized events under a fresh correlation id,
@@ -264,11 +269,9 @@ struct AgentSync::State {
     const uint64_t id = ++next_correlation;
     auto encoded = EncodeUploadFrame(id, batch_id, event_bodies);
     if (!encoded.ok()) return encoded.error();
-    std::unique_lock lock(mutex);
-    if (!conn || conn_closed) return close_reason;
-    ConnectionPtr c = conn;
-    lock.unlock();
-    c->SendEncoded(std::move(*encoded));
+    auto c = OpenConnection();
+    if (!c.ok()) return c.error();
+    (*c)->SendEncoded(std::move(*encoded));
     return id;
   }
 

@@ -6,15 +6,29 @@
 
 namespace loyalty::sync {
 
+namespace {
+
+core::Error FrameTooLarge(std::size_t length, std::size_t max_frame_size) {
+  return core::MakeError(code::kFrameTooLarge, "frame of " + std::to_string(length) +
+                                                   " bytes exceeds the limit of " +
+                                                   std::to_string(max_frame_size));
+}
+
+// The 4-byte big-endian length that starts a frame.
+void WriteHeader(std::size_t length, char* out) {
+  out[0] = static_cast<char>((length >> 24) & 0xff);
+  out[1] = static_cast<char>((length >> 16) & 0xff);
+  out[2] = static_cast<char>((length >> 8) & 0xff);
+  out[3] = static_cast<char>(length & 0xff);
+}
+
+}  // namespace
+
 DecodeResult DecodeFrame(std::span<const std::uint8_t> bytes, std::size_t max_frame_size) {
   if (bytes.size() < kFrameHeaderSize) return NeedMore{};
   const std::size_t length = (std::size_t{bytes[0]} << 24) | (std::size_t{bytes[1]} << 16) |
                              (std::size_t{bytes[2]} << 8) | std::size_t{bytes[3]};
-  if (length > max_frame_size) {
-    return core::MakeError(code::kFrameTooLarge, "frame of " + std::to_string(length) +
-                                                     " bytes exceeds the limit of " +
-                                                     std::to_string(max_frame_size));
-  }
+  if (length > max_frame_size) return FrameTooLarge(length, max_frame_size);
   if (length == 0) return core::MakeError(code::kBadFrame, "empty frame");
   if (bytes.size() - kFrameHeaderSize < length) return NeedMore{};
   DecodedFrame decoded;
@@ -27,17 +41,10 @@ DecodeResult DecodeFrame(std::span<const std::uint8_t> bytes, std::size_t max_fr
 
 core::Result<std::string> EncodeFrame(const v1::Frame& frame, std::size_t max_frame_size) {
   const std::size_t length = frame.ByteSizeLong();
-  if (length > max_frame_size) {
-    return core::MakeError(code::kFrameTooLarge, "frame of " + std::to_string(length) +
-                                                     " bytes exceeds the limit of " +
-                                                     std::to_string(max_frame_size));
-  }
+  if (length > max_frame_size) return FrameTooLarge(length, max_frame_size);
   if (length == 0) return core::MakeError(code::kBadFrame, "refusing to send an empty frame");
   std::string out(kFrameHeaderSize + length, '\0');
-  out[0] = static_cast<char>((length >> 24) & 0xff);
-  out[1] = static_cast<char>((length >> 16) & 0xff);
-  out[2] = static_cast<char>((length >> 8) & 0xff);
-  out[3] = static_cast<char>(length & 0xff);
+  WriteHeader(length, out.data());
   if (!frame.SerializeToArray(out.data() + kFrameHeaderSize, static_cast<int>(length))) {
     return core::MakeError(code::kBadFrame, "cannot serialize frame");
   }
@@ -78,17 +85,11 @@ core::Result<std::string> EncodeUploadFrame(uint64_t correlation_id, uint64_t ba
                        CodedOutputStream::VarintSize64(batch) + batch;
   if (correlation_id != 0) length += CodedOutputStream::VarintSize32(kCorrelationTag) +
                                      CodedOutputStream::VarintSize64(correlation_id);
-  if (length > max_frame_size) {
-    return core::MakeError(code::kFrameTooLarge, "frame of " + std::to_string(length) +
-                                                     " bytes exceeds the limit of " +
-                                                     std::to_string(max_frame_size));
-  }
+  if (length > max_frame_size) return FrameTooLarge(length, max_frame_size);
   std::string out;
   out.reserve(kFrameHeaderSize + length);
-  out.push_back(static_cast<char>((length >> 24) & 0xff));
-  out.push_back(static_cast<char>((length >> 16) & 0xff));
-  out.push_back(static_cast<char>((length >> 8) & 0xff));
-  out.push_back(static_cast<char>(length & 0xff));
+  out.resize(kFrameHeaderSize);
+  WriteHeader(length, out.data());
   {
     google::protobuf::io::StringOutputStream stream(&out);
     CodedOutputStream coded(&stream);

@@ -29,6 +29,14 @@ class DbWorkerTest : public ::testing::Test {
     return std::make_unique<DbWorker>(std::move(*store), 4096, 64, 1, std::move(fold));
   }
 
+  // A worker that folds only when asked to (before a job or a read), never
+  // on its own during a test.
+  std::unique_ptr<DbWorker> StartNeverQuiet() {
+    FoldOptions never_quiet;
+    never_quiet.quiet = 1h;
+    return Start(std::move(never_quiet));
+  }
+
   // Runs `fn` on the database thread through `post` and returns its value.
   template <typename Fn>
   static auto On(DbWorker& db, bool (DbWorker::*post)(DbWorker::Job), Fn fn) {
@@ -61,9 +69,7 @@ class DbWorkerTest : public ::testing::Test {
 };
 
 TEST_F(DbWorkerTest, AnUploadIsAcknowledgedFromTheInboxAndAPostJobSeesItFolded) {
-  FoldOptions never_quiet;
-  never_quiet.quiet = 1h;  // no fold of its own accord during the test
-  auto db = Start(never_quiet);
+  auto db = StartNeverQuiet();
   ASSERT_TRUE(db);
   EXPECT_EQ(Upload(*db, 1, 3, "p-1", 1), 4);
   // A health check runs without folding: the events wait in the inbox.
@@ -78,9 +84,7 @@ TEST_F(DbWorkerTest, AnUploadIsAcknowledgedFromTheInboxAndAPostJobSeesItFolded) 
 }
 
 TEST_F(DbWorkerTest, APullAfterAnUploadIsServedByAFeedReaderWithTheUploadFolded) {
-  FoldOptions never_quiet;
-  never_quiet.quiet = 1h;
-  auto db = Start(never_quiet);
+  auto db = StartNeverQuiet();
   ASSERT_TRUE(db);
   EXPECT_EQ(Upload(*db, 1, 2, "p-1", 1), 3);
   ASSERT_EQ(db->unfolded(), 3);
@@ -107,9 +111,7 @@ TEST_F(DbWorkerTest, APullAfterAnUploadIsServedByAFeedReaderWithTheUploadFolded)
 }
 
 TEST_F(DbWorkerTest, AScanPostedWhileEventsWaitReadsThemFolded) {
-  FoldOptions never_quiet;
-  never_quiet.quiet = 1h;
-  auto db = Start(never_quiet);
+  auto db = StartNeverQuiet();
   ASSERT_TRUE(db);
   EXPECT_EQ(Upload(*db, 1, 4, "p-1", 1), 5);
   auto promise = std::make_shared<std::promise<int64_t>>();
@@ -159,15 +161,13 @@ TEST_F(DbWorkerTest, ABacklogPastTheLimitIsFoldedBeforeTheNextUpload) {
 }
 
 TEST_F(DbWorkerTest, StoppingLeavesTheInboxForTheNextStart) {
-  FoldOptions never_quiet;
-  never_quiet.quiet = 1h;
   {
-    auto db = Start(never_quiet);
+    auto db = StartNeverQuiet();
     ASSERT_TRUE(db);
     EXPECT_EQ(Upload(*db, 1, 1, "p-1", 1), 2);
     db->Stop();
   }
-  auto db = Start(never_quiet);
+  auto db = StartNeverQuiet();
   ASSERT_TRUE(db);
   EXPECT_EQ(db->unfolded(), 2);
   EXPECT_EQ(On(*db, &DbWorker::Post, [](storage::ServerStore& s) { return Balance(s, "p-1"); }), 10);
