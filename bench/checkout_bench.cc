@@ -94,6 +94,7 @@ void BM_QuoteVsBareLookup(benchmark::State& state) {
 void BM_CommitVsBareInsert(benchmark::State& state) {
   World& w = *g_world;
   storage::Database::Options options;  // WAL + synchronous=FULL, like the agent
+  options.batch_wal_writes = false;    // SQLite as it comes
   auto bare_db = storage::Database::Open(w.dir + "/bare.db", options);
   if (!bare_db.ok() ||
       !(*bare_db)->Exec("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, body BLOB)").ok()) {

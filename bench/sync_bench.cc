@@ -280,6 +280,7 @@ std::vector<Row> OutboxRows(const fs::path& db_path) {
 double BareInsert(const fs::path& path, const std::vector<Row>& rows) {
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
   storage::Database::Options o;  // WAL + synchronous=FULL
+  o.batch_wal_writes = false;    // SQLite as it comes
   auto db = storage::Database::Open(path.string(), o);
   if (!db.ok()) Die("open the bare database", db.error());
   storage::Database& bare = **db;

@@ -79,6 +79,10 @@ class Database {
     // WAL pages before an automatic checkpoint (SQLite's default is 1000).
     // A larger WAL lets a checkpoint write a hot page once for many commits.
     int wal_autocheckpoint_pages = 1000;
+    // Write each transaction's WAL frames with one system call instead of
+    // two per page (storage/wal_batch_vfs.h). Off only for a baseline that
+    // measures SQLite as it comes.
+    bool batch_wal_writes = true;
   };
 
   // Opens `path` in WAL mode with foreign keys on.
