@@ -30,56 +30,71 @@ OfferIndex::OfferIndex(std::vector<Offer> offers, const loyalty::v1::Programme& 
   std::stable_sort(offers_.begin(), offers_.end(),
                    [](const Offer& a, const Offer& b) { return a.id() < b.id(); });
   const MemberState nobody;
-  entries_.resize(offers_.size());
-  views_.reserve(offers_.size());
-  for (size_t i = 0; i < offers_.size(); ++i) {
+  const size_t n = offers_.size();
+  tiers_.resize(n);
+  conditions_head_.resize(n);
+  views_.reserve(n);
+  std::vector<uint32_t> rank_of(n);
+  std::vector<uint32_t> by_rank(n);
+  for (uint32_t i = 0; i < n; ++i) by_rank[i] = i;
+  std::stable_sort(by_rank.begin(), by_rank.end(), [&](uint32_t a, uint32_t b) {
+    return offers_[a].priority() > offers_[b].priority();
+  });
+  ranked_.resize(n);
+  for (uint32_t rank = 0; rank < n; ++rank) {
+    const uint32_t i = by_rank[rank];
+    rank_of[i] = rank;
     const Offer& o = offers_[i];
-    Entry& e = entries_[i];
-    for (const auto& t : o.tiers()) e.tiers.push_back(Intern(tier_ids_, t));
-    for (const auto& s : o.segment_ids()) e.segments.push_back(Intern(segment_ids_, s));
-    e.priority = o.priority();
-    e.member_checks = !o.store_ids().empty() || o.starts_at_ms() > 0 || o.ends_at_ms() > 0 ||
+    Candidate& c = ranked_[rank];
+    c.index = i;
+    c.valid = ValidateOffer(o).ok();
+    c.member_checks = !o.store_ids().empty() || o.starts_at_ms() > 0 || o.ends_at_ms() > 0 ||
                       !o.weekdays().empty() || o.from_hour() != o.to_hour() ||
                       o.per_member_limit() > 0;
-    e.valid = ValidateOffer(o).ok();
+    c.tier_check = !o.tiers().empty() && !o.segment_ids().empty();
     std::string_view needs;
     if (!o.required_sku().empty()) {
-      e.needs = Entry::Needs::kSku;
+      c.needs = Needs::kSku;
       needs = o.required_sku();
     } else if (o.scope().kind() == OfferScope::SKU) {
-      e.needs = Entry::Needs::kSku;
+      c.needs = Needs::kSku;
       needs = o.scope().value();
     } else if (!o.required_category().empty()) {
-      e.needs = Entry::Needs::kCategory;
+      c.needs = Needs::kCategory;
       needs = o.required_category();
     } else if (o.scope().kind() == OfferScope::CATEGORY) {
-      e.needs = Entry::Needs::kCategory;
+      c.needs = Needs::kCategory;
       needs = o.scope().value();
     }
-    e.needs_hash = Hash(needs);
+    c.needs_hash = Hash(needs);
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    const Offer& o = offers_[i];
+    for (const auto& t : o.tiers()) tiers_[i].push_back(Intern(tier_ids_, t));
+    std::vector<int> segments;
+    for (const auto& s : o.segment_ids()) segments.push_back(Intern(segment_ids_, s));
+    by_tier_.resize(tier_ids_.size());
+    by_segment_.resize(segment_ids_.size());
+    if (!segments.empty()) {
+      for (int s : segments) by_segment_[static_cast<size_t>(s)].push_back(rank_of[i]);
+    } else if (!tiers_[i].empty()) {
+      for (int t : tiers_[i]) by_tier_[static_cast<size_t>(t)].push_back(rank_of[i]);
+    } else {
+      general_.push_back(rank_of[i]);
+    }
     views_.push_back(MakeOfferView(o, programme, nobody));
     if (o.per_member_limit() > 0) {
       Offer unlimited = o;
       unlimited.set_per_member_limit(0);
-      e.conditions_head = MakeOfferView(unlimited, programme, nobody).conditions();
+      conditions_head_[i] = MakeOfferView(unlimited, programme, nobody).conditions();
     }
   }
-  by_tier_.resize(tier_ids_.size());
-  by_segment_.resize(segment_ids_.size());
-  for (size_t i = 0; i < offers_.size(); ++i) {
-    const Entry& e = entries_[i];
-    const auto index = static_cast<uint32_t>(i);
-    if (!e.segments.empty()) {
-      for (int s : e.segments) by_segment_[static_cast<size_t>(s)].push_back(index);
-    } else if (!e.tiers.empty()) {
-      for (int t : e.tiers) by_tier_[static_cast<size_t>(t)].push_back(index);
-    } else {
-      general_.push_back(index);
-    }
-  }
-  // An offer listing a segment (or tier) twice is in its bucket once.
+  // Ascending ranks; an offer listing a segment (or tier) twice is in its
+  // bucket once.
+  std::sort(general_.begin(), general_.end());
   for (auto* buckets : {&by_tier_, &by_segment_}) {
     for (auto& bucket : *buckets) {
+      std::sort(bucket.begin(), bucket.end());
       bucket.erase(std::unique(bucket.begin(), bucket.end()), bucket.end());
     }
   }
@@ -89,104 +104,82 @@ int OfferIndex::Intern(std::unordered_map<std::string, int>& names, const std::s
   return names.try_emplace(name, static_cast<int>(names.size())).first->second;
 }
 
-void OfferIndex::TargetedIndexes(const MemberState& member, const CheckoutContext& context,
-                                 std::vector<uint32_t>* out) const {
-  out->clear();
-  out->insert(out->end(), general_.begin(), general_.end());
+int OfferIndex::Gather(const MemberState& member, std::vector<uint32_t>* ranks) const {
+  ranks->clear();
+  ranks->insert(ranks->end(), general_.begin(), general_.end());
   const int tier = Lookup(tier_ids_, member.tier);
   if (tier >= 0) {
     const auto& bucket = by_tier_[static_cast<size_t>(tier)];
-    out->insert(out->end(), bucket.begin(), bucket.end());
+    ranks->insert(ranks->end(), bucket.begin(), bucket.end());
   }
-  int segments[8];
-  std::vector<int> more_segments;  // members in more than 8 segments
-  size_t segment_count = 0;
   for (const std::string& name : member.segment_ids) {
     const int id = Lookup(segment_ids_, name);
     if (id < 0) continue;
-    if (segment_count < std::size(segments)) {
-      segments[segment_count++] = id;
-    } else {
-      more_segments.push_back(id);
-    }
     const auto& bucket = by_segment_[static_cast<size_t>(id)];
-    out->insert(out->end(), bucket.begin(), bucket.end());
+    ranks->insert(ranks->end(), bucket.begin(), bucket.end());
   }
-  std::sort(out->begin(), out->end());
-  out->erase(std::unique(out->begin(), out->end()), out->end());
+  return tier;
+}
 
-  const auto in_segment = [&](int id) {
-    return std::find(segments, segments + segment_count, id) != segments + segment_count ||
-           std::find(more_segments.begin(), more_segments.end(), id) != more_segments.end();
-  };
-  std::erase_if(*out, [&](uint32_t i) {
-    const Entry& e = entries_[i];
-    if (!e.tiers.empty() && !Contains(e.tiers, tier)) return true;
-    if (!e.segments.empty() && std::none_of(e.segments.begin(), e.segments.end(), in_segment)) {
-      return true;
-    }
-    return e.member_checks && !IsOfferAvailable(offers_[i], member, context);
-  });
-  std::sort(out->begin(), out->end(), [&](uint32_t a, uint32_t b) {
-    const int32_t pa = entries_[a].priority, pb = entries_[b].priority;
-    return pa != pb ? pa > pb : a < b;
-  });
+bool OfferIndex::Targets(uint32_t rank, int tier, const MemberState& member,
+                         const CheckoutContext& context) const {
+  const Candidate& c = ranked_[rank];
+  if (c.tier_check && !Contains(tiers_[c.index], tier)) return false;
+  return !c.member_checks || IsOfferAvailable(offers_[c.index], member, context);
+}
+
+std::vector<const Offer*> OfferIndex::InOrder(std::vector<uint32_t>& ranks) const {
+  std::sort(ranks.begin(), ranks.end());
+  ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+  std::vector<const Offer*> out;
+  out.reserve(ranks.size());
+  for (uint32_t rank : ranks) out.push_back(&offers_[ranked_[rank].index]);
+  return out;
 }
 
 std::vector<const Offer*> OfferIndex::Targeted(const MemberState& member,
                                                const CheckoutContext& context) const {
-  std::vector<uint32_t> indexes;
-  TargetedIndexes(member, context, &indexes);
-  std::vector<const Offer*> out;
-  out.reserve(indexes.size());
-  for (uint32_t i : indexes) out.push_back(&offers_[i]);
-  return out;
+  std::vector<uint32_t> ranks;
+  const int tier = Gather(member, &ranks);
+  std::erase_if(ranks, [&](uint32_t rank) { return !Targets(rank, tier, member, context); });
+  return InOrder(ranks);
 }
 
 std::vector<const Offer*> OfferIndex::ForBasket(
     const MemberState& member, const CheckoutContext& context,
     std::span<const loyalty::v1::BasketLine> lines) const {
-  std::vector<uint32_t> indexes;
-  TargetedIndexes(member, context, &indexes);
-  std::vector<uint64_t> skus, categories;
-  skus.reserve(lines.size());
-  categories.reserve(lines.size());
-  for (const auto& line : lines) {
-    skus.push_back(Hash(line.sku()));
-    categories.push_back(Hash(line.category()));
+  std::vector<uint32_t> ranks;
+  const int tier = Gather(member, &ranks);
+  uint64_t skus[16], categories[16];
+  const size_t hashed = std::min(lines.size(), std::size(skus));
+  for (size_t k = 0; k < hashed; ++k) {
+    skus[k] = Hash(lines[k].sku());
+    categories[k] = Hash(lines[k].category());
   }
-  // True when some line has `value` (by hash, then by text).
-  const auto basket_has = [&](const std::vector<uint64_t>& hashes, uint64_t hash, bool sku,
-                              const std::string& value) {
+  // True when some line has `value`: by hash first, so that an offer whose
+  // SKU is not in the basket is ruled out without reading the offer.
+  const auto basket_has = [&](const Candidate& c) {
+    const bool sku = c.needs == Needs::kSku;
+    const uint64_t* hashes = sku ? skus : categories;
+    const Offer* offer = nullptr;
     for (size_t k = 0; k < lines.size(); ++k) {
-      if (hashes[k] == hash && (sku ? lines[k].sku() : lines[k].category()) == value) return true;
+      if (k < hashed && hashes[k] != c.needs_hash) continue;
+      if (offer == nullptr) offer = &offers_[c.index];
+      const std::string& value =
+          sku ? (offer->required_sku().empty() ? offer->scope().value() : offer->required_sku())
+              : (offer->required_category().empty() ? offer->scope().value()
+                                                    : offer->required_category());
+      if ((sku ? lines[k].sku() : lines[k].category()) == value) return true;
     }
     return false;
   };
-  std::vector<const Offer*> out;
-  out.reserve(indexes.size());
-  for (uint32_t i : indexes) {
-    const Entry& e = entries_[i];
-    if (!e.valid) continue;
-    const Offer& o = offers_[i];
-    switch (e.needs) {
-      case Entry::Needs::kNothing:
-        break;
-      case Entry::Needs::kSku: {
-        const std::string& sku = o.required_sku().empty() ? o.scope().value() : o.required_sku();
-        if (!basket_has(skus, e.needs_hash, true, sku)) continue;
-        break;
-      }
-      case Entry::Needs::kCategory: {
-        const std::string& category =
-            o.required_category().empty() ? o.scope().value() : o.required_category();
-        if (!basket_has(categories, e.needs_hash, false, category)) continue;
-        break;
-      }
-    }
-    out.push_back(&o);
-  }
-  return out;
+  std::erase_if(ranks, [&](uint32_t rank) {
+    const Candidate& c = ranked_[rank];
+    if (!c.valid) return true;
+    if (c.needs != Needs::kNothing && !basket_has(c)) return true;
+    return !Targets(rank, tier, member, context);
+  });
+  return InOrder(ranks);
 }
 
 loyalty::v1::OfferView OfferIndex::View(const Offer* offer, const MemberState& member) const {
@@ -194,7 +187,7 @@ loyalty::v1::OfferView OfferIndex::View(const Offer* offer, const MemberState& m
   loyalty::v1::OfferView view = views_[i];
   if (offer->per_member_limit() > 0) {
     const int64_t left = OfferUsesLeft(*offer, member);
-    const std::string& head = entries_[i].conditions_head;
+    const std::string& head = conditions_head_[i];
     view.set_conditions(head + (head.empty() ? "" : ", ") +
                         UsageLimitWords(offer->per_member_limit(), left));
     view.set_uses_left(left);

@@ -60,31 +60,47 @@ class OfferIndex {
   loyalty::v1::OfferView View(const loyalty::v1::Offer* offer, const MemberState& member) const;
 
  private:
-  // What targeting needs of an offer, beyond its audience bucket.
-  struct Entry {
-    std::vector<int> tiers;     // interned; empty: any tier
-    std::vector<int> segments;  // interned; empty: any segment
-    int32_t priority = 0;
-    bool member_checks = false;  // stores, dates, weekdays, hours or a usage limit
-    bool valid = false;          // ValidateOffer
+  enum class Needs : uint8_t { kNothing, kSku, kCategory };
+
+  // What a quote checks of each offer its member's buckets name, packed and
+  // in pricing order (its rank), so that ruling an offer out reads one small
+  // record, not the offer: most offers in a bucket need a SKU or category
+  // that the basket lacks.
+  struct Candidate {
     // The most selective thing the basket must contain for the offer to
-    // change it (none for offers on the whole basket without requirements).
-    enum class Needs { kNothing, kSku, kCategory } needs = Needs::kNothing;
+    // change it (none for offers on the whole basket without requirements),
+    // and its hash.
     uint64_t needs_hash = 0;
-    std::string conditions_head;  // the conditions' words before the usage limit
+    uint32_t index = 0;  // into offers_
+    Needs needs = Needs::kNothing;
+    bool valid = false;          // ValidateOffer
+    bool member_checks = false;  // stores, dates, weekdays, hours or a usage limit
+    // The offer names tiers as well as segments: it is in segment buckets,
+    // so the member's tier is checked too. (A bucket's own audience needs
+    // no check: the member is in it.)
+    bool tier_check = false;
   };
 
-  // Fills `out` with the indexes of the targeted offers, sorted.
-  void TargetedIndexes(const MemberState& member, const CheckoutContext& context,
-                       std::vector<uint32_t>* out) const;
+  // Fills `ranks` with the ranks of the offers in the member's buckets
+  // (unsorted; an offer in two of them twice) and returns the member's tier
+  // id (-1 for a tier no offer names).
+  int Gather(const MemberState& member, std::vector<uint32_t>* ranks) const;
+  // Whether the offer of `rank` is meant for the member here and now, its
+  // audience bucket aside.
+  bool Targets(uint32_t rank, int tier, const MemberState& member,
+               const CheckoutContext& context) const;
+  // Sorts `ranks` into pricing order without repeats, as offers.
+  std::vector<const loyalty::v1::Offer*> InOrder(std::vector<uint32_t>& ranks) const;
   int Intern(std::unordered_map<std::string, int>& names, const std::string& name);
 
   std::vector<loyalty::v1::Offer> offers_;  // by id
-  std::vector<Entry> entries_;              // parallel to offers_
-  std::vector<loyalty::v1::OfferView> views_;
+  std::vector<loyalty::v1::OfferView> views_;  // parallel to offers_
+  std::vector<std::vector<int>> tiers_;        // parallel to offers_: interned tiers named
+  std::vector<std::string> conditions_head_;   // parallel: conditions' words before the usage limit
+  std::vector<Candidate> ranked_;              // by rank: priority desc, then id
   std::unordered_map<std::string, int> tier_ids_;
   std::unordered_map<std::string, int> segment_ids_;
-  // Offer indexes per audience, each sorted by (priority desc, index).
+  // Offer ranks per audience, each ascending.
   std::vector<uint32_t> general_;
   std::vector<std::vector<uint32_t>> by_tier_;     // by tier id
   std::vector<std::vector<uint32_t>> by_segment_;  // by segment id
