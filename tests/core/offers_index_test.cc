@@ -27,9 +27,6 @@ const char* const kStores[] = {"s1", "s2", "s3"};
 const char* const kCategories[] = {"Coffee", "Tea", "Snacks", "Dairy"};
 const char* const kSkus[] = {"k1", "k2", "k3", "k4", "k5", "k6", "k7"};
 
-int64_t Uniform(std::mt19937& rng, int64_t lo, int64_t hi) {
-  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-}
 template <size_t N>
 const char* Pick(std::mt19937& rng, const char* const (&names)[N]) {
   return names[Uniform(rng, 0, N - 1)];
@@ -79,26 +76,7 @@ std::vector<Offer> RandomCatalogue(std::mt19937& rng) {
       default:
         o.mutable_scope()->set_kind(OfferScope::SKU);  // invalid: no value
     }
-    switch (Uniform(rng, 0, 5)) {
-      case 0:
-        o.set_bonus_points(Uniform(rng, 0, 100));
-        break;
-      case 1:
-        o.set_points_multiplier_pct(static_cast<uint32_t>(Uniform(rng, 50, 400)));
-        break;
-      case 2:
-        o.set_percent_off(static_cast<uint32_t>(Uniform(rng, 0, 101)));  // 0 and 101 invalid
-        break;
-      case 3:
-        o.set_amount_off(Uniform(rng, -10, 3000));
-        break;
-      case 4:
-        o.mutable_buy_x_get_y()->set_buy(static_cast<uint32_t>(Uniform(rng, 1, 3)));
-        o.mutable_buy_x_get_y()->set_get(static_cast<uint32_t>(Uniform(rng, 1, 2)));
-        break;
-      default:
-        break;  // no reward: invalid
-    }
+    SetRandomReward(rng, o, true);
     offers.push_back(o);
   }
   std::shuffle(offers.begin(), offers.end(), rng);

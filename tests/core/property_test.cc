@@ -24,10 +24,6 @@ constexpr int kIterations = 2000;
 const char* const kCategories[] = {"Coffee", "Tea", "Snacks", "Dairy"};
 const char* const kSkus[] = {"s1", "s2", "s3", "s4", "s5", "s6"};
 
-int64_t Uniform(std::mt19937& rng, int64_t lo, int64_t hi) {
-  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-}
-
 BasketLine RandomLine(std::mt19937& rng) {
   return Line(kSkus[Uniform(rng, 0, 5)], kCategories[Uniform(rng, 0, 3)], Uniform(rng, 1, 12),
               Uniform(rng, 0, 4) == 0 ? Uniform(rng, 0, 50) : Uniform(rng, 1, 5000));
@@ -66,23 +62,7 @@ std::vector<Offer> RandomOffers(std::mt19937& rng) {
     o.set_stackable(Uniform(rng, 0, 4) != 0);
     if (Uniform(rng, 0, 3) == 0) o.set_min_spend(Uniform(rng, 0, 5000));
     RandomScope(rng, o);
-    switch (Uniform(rng, 0, 4)) {
-      case 0:
-        o.set_bonus_points(Uniform(rng, 0, 100));
-        break;
-      case 1:
-        o.set_points_multiplier_pct(static_cast<uint32_t>(Uniform(rng, 50, 400)));
-        break;
-      case 2:
-        o.set_percent_off(static_cast<uint32_t>(Uniform(rng, 1, 100)));
-        break;
-      case 3:
-        o.set_amount_off(Uniform(rng, 0, 3000));
-        break;
-      default:
-        o.mutable_buy_x_get_y()->set_buy(static_cast<uint32_t>(Uniform(rng, 1, 3)));
-        o.mutable_buy_x_get_y()->set_get(static_cast<uint32_t>(Uniform(rng, 1, 2)));
-    }
+    SetRandomReward(rng, o, false);
     offers.push_back(o);
   }
   return offers;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,38 @@ inline loyalty::v1::PointLot Lot(int64_t at_ms, int64_t points) {
   lot.set_earned_at_ms(at_ms);
   lot.set_points(points);
   return lot;
+}
+
+// ---- random data for property tests
+
+inline int64_t Uniform(std::mt19937& rng, int64_t lo, int64_t hi) {
+  return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+}
+
+// Gives `offer` one reward of any kind with random figures; with
+// `some_invalid`, sometimes figures ValidateOffer refuses, or no reward.
+inline void SetRandomReward(std::mt19937& rng, loyalty::v1::Offer& offer, bool some_invalid) {
+  switch (Uniform(rng, 0, some_invalid ? 5 : 4)) {
+    case 0:
+      offer.set_bonus_points(Uniform(rng, 0, 100));
+      break;
+    case 1:
+      offer.set_points_multiplier_pct(static_cast<uint32_t>(Uniform(rng, 50, 400)));
+      break;
+    case 2:  // 0 and 101 are invalid
+      offer.set_percent_off(static_cast<uint32_t>(some_invalid ? Uniform(rng, 0, 101)
+                                                                : Uniform(rng, 1, 100)));
+      break;
+    case 3:
+      offer.set_amount_off(Uniform(rng, some_invalid ? -10 : 0, 3000));
+      break;
+    case 4:
+      offer.mutable_buy_x_get_y()->set_buy(static_cast<uint32_t>(Uniform(rng, 1, 3)));
+      offer.mutable_buy_x_get_y()->set_get(static_cast<uint32_t>(Uniform(rng, 1, 2)));
+      break;
+    default:
+      break;  // no reward: invalid
+  }
 }
 
 }  // namespace loyalty::core::testing
