@@ -3,7 +3,6 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <cstring>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -18,8 +17,8 @@ namespace {
 constexpr int kFrameHeaderSize = 24;
 
 // A larger transaction (a sync batch, a fold) is written in runs of at most
-// this size: the unix VFS writes at most 128 KiB - 1 per call (it masks the
-// length) and reports a larger write as a full disk.
+// this size: the unix VFS masks a write's length to 17 bits (so at most
+// 128 KiB - 1 per call), and a larger write can fail as a full disk.
 constexpr size_t kMaxPending = size_t{64} << 10;
 
 struct File {
@@ -79,18 +78,19 @@ int WriteWal(File* f, const void* data, int n, sqlite3_int64 offset) {
 
 // ------------------------------------------------------------ io methods --
 
+// Before any other call on a WAL: what is gathered is in the file.
+int FlushWal(sqlite3_file* f) { return Of(f)->wal ? Flush(Of(f)) : SQLITE_OK; }
+
 int Close(sqlite3_file* f) {
   File* file = Of(f);
-  int rc = file->wal ? Flush(file) : SQLITE_OK;
+  const int rc = FlushWal(f);
   const int closed = file->real->pMethods ? file->real->pMethods->xClose(file->real) : SQLITE_OK;
   file->~File();
   return rc != SQLITE_OK ? rc : closed;
 }
 
 int Read(sqlite3_file* f, void* data, int n, sqlite3_int64 offset) {
-  if (Of(f)->wal) {
-    if (const int rc = Flush(Of(f)); rc != SQLITE_OK) return rc;
-  }
+  if (const int rc = FlushWal(f); rc != SQLITE_OK) return rc;
   return Real(f)->pMethods->xRead(Real(f), data, n, offset);
 }
 
@@ -100,24 +100,18 @@ int Write(sqlite3_file* f, const void* data, int n, sqlite3_int64 offset) {
 }
 
 int Truncate(sqlite3_file* f, sqlite3_int64 size) {
-  if (Of(f)->wal) {
-    if (const int rc = Flush(Of(f)); rc != SQLITE_OK) return rc;
-    Of(f)->appended_to = std::min(Of(f)->appended_to, size);
-  }
+  if (const int rc = FlushWal(f); rc != SQLITE_OK) return rc;
+  Of(f)->appended_to = std::min(Of(f)->appended_to, size);
   return Real(f)->pMethods->xTruncate(Real(f), size);
 }
 
 int Sync(sqlite3_file* f, int flags) {
-  if (Of(f)->wal) {
-    if (const int rc = Flush(Of(f)); rc != SQLITE_OK) return rc;
-  }
+  if (const int rc = FlushWal(f); rc != SQLITE_OK) return rc;
   return Real(f)->pMethods->xSync(Real(f), flags);
 }
 
 int FileSize(sqlite3_file* f, sqlite3_int64* size) {
-  if (Of(f)->wal) {
-    if (const int rc = Flush(Of(f)); rc != SQLITE_OK) return rc;
-  }
+  if (const int rc = FlushWal(f); rc != SQLITE_OK) return rc;
   return Real(f)->pMethods->xFileSize(Real(f), size);
 }
 
@@ -128,9 +122,7 @@ int CheckReservedLock(sqlite3_file* f, int* out) {
 }
 
 int FileControl(sqlite3_file* f, int op, void* arg) {
-  if (Of(f)->wal) {
-    if (const int rc = Flush(Of(f)); rc != SQLITE_OK) return rc;
-  }
+  if (const int rc = FlushWal(f); rc != SQLITE_OK) return rc;
   return Real(f)->pMethods->xFileControl(Real(f), op, arg);
 }
 
