@@ -91,7 +91,8 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
   flags |= options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, options.batch_wal_writes ? WalBatchVfsName() : nullptr);
+  const char* vfs = options.batch_wal_writes ? WalBatchVfsName() : nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs);
   if (rc != SQLITE_OK) {
     core::Error error = SqliteError(raw, rc, "open " + path);
     sqlite3_close_v2(raw);

@@ -180,16 +180,13 @@ int Open(sqlite3_vfs* vfs, const char* name, sqlite3_file* f, int flags, int* ou
   file->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + RealOffset());
   file->wal = (flags & SQLITE_OPEN_WAL) != 0;
   const int rc = RealVfs(vfs)->xOpen(RealVfs(vfs), name, file->real, flags, out_flags);
-  if (rc != SQLITE_OK || file->real->pMethods == nullptr) {
-    if (file->real->pMethods) file->real->pMethods->xClose(file->real);
+  const sqlite3_io_methods* real = file->real->pMethods;
+  // A platform VFS without shared memory or mmap (an older methods version)
+  // is refused rather than half forwarded.
+  if (rc != SQLITE_OK || real == nullptr || real->iVersion < kMethods.iVersion) {
+    if (real) real->xClose(file->real);
     file->~File();
     return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
-  }
-  if (file->real->pMethods->iVersion < kMethods.iVersion) {
-    // A platform VFS without shared memory or mmap: nothing to gain here.
-    file->real->pMethods->xClose(file->real);
-    file->~File();
-    return SQLITE_CANTOPEN;
   }
   file->base.pMethods = &kMethods;
   return SQLITE_OK;
