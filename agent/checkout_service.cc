@@ -821,8 +821,10 @@ class Service final : public CheckoutService {
     std::lock_guard lock(queue_mutex_);
     writing_ = false;
     // Whatever arrived meanwhile is the writer thread's; Stop() waits for
-    // the role to be free.
-    queue_cv_.notify_all();
+    // the role to be free. Nobody else needs waking: a lone checkout that
+    // woke the idle writer thread for nothing paid for a futex call and a
+    // fight over this mutex.
+    if (!queue_.empty() || stopping_) queue_cv_.notify_all();
   }
 
   // Moves up to max_batch queued jobs into `batch`. Under queue_mutex_.
