@@ -133,6 +133,16 @@ Status ValidateId(std::string_view id, const char* field, bool required) {
   return {};
 }
 
+// The names the agent gives reversals sent without a reversal_id:
+// "<pos_txn_id>:void" for a whole void, "<pos_txn_id>:return:<n>" for the
+// n-th return.
+bool IsAgentReversalName(std::string_view id) {
+  if (id.ends_with(":void")) return true;
+  const size_t digits = id.find_last_not_of("0123456789");
+  return digits != std::string_view::npos && digits + 1 < id.size() &&
+         id.substr(0, digits + 1).ends_with(":return:");
+}
+
 Status ValidateDisplayName(std::string_view name) {
   if (name.empty()) return MakeError(core::code::kInvalidRequest, "display_name is required");
   if (name.size() > 80) {
@@ -468,15 +478,39 @@ class Service final : public CheckoutService {
                                  "\" was committed at this terminal");
           }
           v1::VoidRequest keyed = req;
+          const std::string whole_void = req.pos_txn_id() + ":void";
           if (keyed.reversal_id().empty()) {
             // A whole void is naturally idempotent; a return without an id
-            // is a new return each time.
+            // is a new return each time, under the first free name.
             if (keyed.lines().empty()) {
-              keyed.set_reversal_id(req.pos_txn_id() + ":void");
+              keyed.set_reversal_id(whole_void);
             } else {
               auto n = store.CountRequests("void", req.pos_txn_id() + ":return:");
               if (!n.ok()) return n.error();
-              keyed.set_reversal_id(req.pos_txn_id() + ":return:" + std::to_string(*n + 1));
+              for (int64_t i = *n + 1;; ++i) {
+                const std::string name = req.pos_txn_id() + ":return:" + std::to_string(i);
+                auto taken = store.FindRequest("void", name);
+                if (!taken.ok()) return taken.error();
+                if (!*taken) {
+                  keyed.set_reversal_id(name);
+                  break;
+                }
+              }
+            }
+          } else if (IsAgentReversalName(keyed.reversal_id()) &&
+                     !(keyed.reversal_id() == whole_void && keyed.lines().empty())) {
+            // The POS may send such a name back to retry the reversal it
+            // names, but not pick one for a new reversal: the whole void or
+            // the next id-less return would then find it taken, and answer
+            // 409 or replay it instead of being recorded.
+            auto taken = store.FindRequest("void", keyed.reversal_id());
+            if (!taken.ok()) return taken.error();
+            if (!*taken) {
+              return MakeError(core::code::kInvalidRequest,
+                               "reversal_id \"" + keyed.reversal_id() +
+                                   "\" has the form the agent gives reversals sent without one "
+                                   "(\"<pos_txn_id>:void\", \"<pos_txn_id>:return:<n>\"): "
+                                   "choose another");
             }
           }
           const std::string digest = Digest(keyed);
@@ -962,7 +996,10 @@ class Service final : public CheckoutService {
       options.read_only = true;
       options.durability = storage::Database::Durability::kNormal;
       auto opened = AgentStore::Open(db_path_, options);
-      if (!opened.ok()) return opened.error();
+      if (!opened.ok()) {
+        NoteError(opened.error());  // a damaged file can first show here
+        return opened.error();
+      }
       reader = std::move(*opened);
     }
     // A read transaction gives the member row and its events one consistent view.

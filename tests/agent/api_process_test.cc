@@ -302,6 +302,64 @@ TEST_F(AgentApiTest, PartialReturnsReverseTheirLinesUntilComplete) {
   EXPECT_EQ(v2.points_balance(), 0);
 }
 
+// The agent names reversals sent without a reversal_id "<pos_txn_id>:void"
+// and "<pos_txn_id>:return:<n>". A POS that picked such a name for a reversal
+// of its own would make the next id-less return replay it (recording
+// nothing) or the whole void answer 409, so those names are only accepted
+// back as retries.
+TEST_F(AgentApiTest, ReversalNamesTheAgentGivesCanBeRetriedButNotPicked) {
+  const std::string card = Card(18);
+  Enrol(card);
+  Commit(CommitRequest(card, "txn-names"));  // 4 x 3.50 coffee (14 pts), 2 x 10.00 bread (20 pts)
+  auto return_one = [](const std::string& reversal_id) {
+    v1::VoidRequest req;
+    req.set_pos_txn_id("txn-names");
+    req.set_reversal_id(reversal_id);
+    auto* line = req.add_lines();
+    line->set_line_index(1);
+    line->set_quantity(1);
+    return req;
+  };
+
+  const std::string before = Snapshot(card);
+  for (const std::string picked : {"txn-names:return:1", "txn-names:void", "other:void",
+                                   "other:return:7"}) {
+    ExpectError(Post("/v1/checkout/void", return_one(picked)), 400, "invalid_request");
+  }
+  EXPECT_EQ(Snapshot(card), before);
+
+  // Two id-less returns of one bread are two returns, named in turn.
+  auto first = Post("/v1/checkout/void", return_one(""));
+  ASSERT_EQ(first.status, 200u) << first.body;
+  EXPECT_EQ(Parse<v1::VoidResponse>(first).reversal_id(), "txn-names:return:1");
+  EXPECT_EQ(Parse<v1::VoidResponse>(first).points_balance(), 24);
+  auto second = Post("/v1/checkout/void", return_one(""));
+  ASSERT_EQ(second.status, 200u) << second.body;
+  EXPECT_EQ(Parse<v1::VoidResponse>(second).reversal_id(), "txn-names:return:2");
+  EXPECT_EQ(Parse<v1::VoidResponse>(second).points_balance(), 14);
+
+  // Sent back, a name the agent gave is a retry of that return.
+  auto retry = Post("/v1/checkout/void", return_one("txn-names:return:2"));
+  ASSERT_EQ(retry.status, 200u) << retry.body;
+  EXPECT_EQ(retry.body, second.body);
+  EXPECT_EQ(Lookup(card).member().points_balance(), 14);
+  v1::VoidRequest changed = return_one("txn-names:return:2");
+  changed.mutable_lines(0)->set_line_index(0);
+  ExpectError(Post("/v1/checkout/void", changed), 409, "conflict");
+
+  // The whole void keeps its name, with or without it in the request.
+  v1::VoidRequest whole;
+  whole.set_pos_txn_id("txn-names");
+  auto voided = Post("/v1/checkout/void", whole);
+  ASSERT_EQ(voided.status, 200u) << voided.body;
+  EXPECT_EQ(Parse<v1::VoidResponse>(voided).reversal_id(), "txn-names:void");
+  EXPECT_EQ(Parse<v1::VoidResponse>(voided).points_balance(), 0);
+  whole.set_reversal_id("txn-names:void");
+  auto again = Post("/v1/checkout/void", whole);
+  ASSERT_EQ(again.status, 200u) << again.body;
+  EXPECT_EQ(again.body, voided.body);
+}
+
 TEST_F(AgentApiTest, RedemptionUpToTheBalanceSucceedsAndBeyondItIsRefused) {
   const std::string card = Card(9);
   Enrol(card);

@@ -198,5 +198,54 @@ TEST(DamagedDatabase, RequestsThatMeetTheDamageAnswer503AndHealthSaysWhatToDo) {
   EXPECT_EQ(agent->Terminate(), 0) << agent->Stderr();
 }
 
+// Damage that a reader connection meets as it opens (the WAL of a running
+// agent overwritten) turns health degraded too, not only damage a statement
+// meets.
+TEST(DamagedDatabase, DamageMetWhileOpeningAReaderTurnsHealthDegraded) {
+  agent_test::TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const std::string card = Card(2);
+  std::string error;
+  auto agent = AgentProcess::Start({"--store-id", "S1", "--terminal-id", "till-1", "--log-level",
+                                    "warn"},
+                                   &error, data);
+  ASSERT_TRUE(agent) << error;
+  auto url = ctl::ParseUrl(agent->url());
+  ASSERT_TRUE(url.ok());
+  ctl::HttpClient client(*url);
+  v1::EnrolRequest enrol;
+  enrol.set_card(card);
+  enrol.set_display_name("Ana");
+  auto enrolled = client.Call(verb::post, "/v1/members", proto::ToJson(enrol));
+  ASSERT_TRUE(enrolled.ok());
+  ASSERT_EQ(enrolled->status, 201u);
+
+  // Nothing has read yet, so no reader connection is open: the first one
+  // opens over the garbage.
+  const std::string wal = data + "/agent.db-wal";
+  const auto size = std::filesystem::file_size(wal);
+  ASSERT_GT(size, 0u);
+  {
+    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+    const std::string garbage(size, '\xa5');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  auto lookup = client.Call(verb::get, "/v1/members/" + card);
+  ASSERT_TRUE(lookup.ok());
+  EXPECT_EQ(lookup->status, 503u) << lookup->body;
+  EXPECT_EQ(ErrorCode(lookup->body), "database_corrupt") << lookup->body;
+
+  auto health = client.Call(verb::get, "/v1/health");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 503u) << health->body;
+  v1::HealthResponse degraded;
+  ASSERT_EQ(proto::ParseJson(health->body, &degraded), "") << health->body;
+  EXPECT_EQ(degraded.status(), "degraded");
+  auto metrics = client.Call(verb::get, "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("loyalty_database_damaged 1"), std::string::npos) << metrics->body;
+  EXPECT_NE(agent->Stderr().find("is damaged"), std::string::npos) << agent->Stderr();
+}
+
 }  // namespace
 }  // namespace loyalty::agent
