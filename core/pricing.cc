@@ -615,6 +615,21 @@ Status ValidateBasket(std::span<const BasketLine> lines) {
   for (size_t i = 0; i < lines.size(); ++i) {
     const auto& line = lines[i];
     if (line.sku().empty()) return MakeError(code::kInvalidRequest, LineName(i) + " has no sku.");
+    // Both travel in every event and answer, and into logs and receipts.
+    for (const auto& [field, value] : {std::pair{"sku", &line.sku()},
+                                       std::pair{"category", &line.category()}}) {
+      if (value->size() > kMaxCodeBytes) {
+        return MakeError(code::kInvalidRequest, LineName(i) + " has a " + field +
+                                                    " longer than " +
+                                                    std::to_string(kMaxCodeBytes) + " bytes.");
+      }
+      for (unsigned char c : *value) {
+        if (c < 0x20 || c == 0x7f) {
+          return MakeError(code::kInvalidRequest,
+                           LineName(i) + " has control characters in its " + field + ".");
+        }
+      }
+    }
     if (line.quantity() < 1 || line.quantity() > kMaxQuantity) {
       return MakeError(code::kInvalidRequest,
                        LineName(i) + " (sku " + line.sku() + ") has quantity " +

@@ -20,6 +20,7 @@
 //    128-bit integers; bonus points from offers are added once per basket.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -36,6 +37,7 @@
 namespace loyalty::core {
 
 inline constexpr int kMaxBasketLines = 500;
+inline constexpr size_t kMaxCodeBytes = 128;  // a line's sku or category
 
 struct RedemptionAsk {
   int64_t points = 0;  // 0: no redemption
@@ -61,7 +63,8 @@ struct Quote {
 };
 
 // Rejects an empty basket, more than kMaxBasketLines lines, a line without
-// sku, quantity outside 1..100000, unit_price outside 0..100000000, and any
+// sku, a sku or category over kMaxCodeBytes or with control characters,
+// quantity outside 1..100000, unit_price outside 0..100000000, and any
 // total that would overflow. Error code "invalid_request" naming the line.
 Status ValidateBasket(std::span<const loyalty::v1::BasketLine> lines);
 

@@ -466,6 +466,31 @@ TEST_F(AgentApiTest, BadInputAtEveryPostEndpointIsRefusedAndChangesNothing) {
   EXPECT_EQ(Snapshot(card), before);
 }
 
+TEST_F(AgentApiTest, BasketCodesTooLongOrWithControlCharactersAreRefused) {
+  const std::string card = Card(19);
+  Enrol(card);
+  const std::string before = Snapshot(card);
+  const std::string long_sku(129, 'S');
+  for (const std::string path : {"/v1/checkout/quote", "/v1/checkout/commit"}) {
+    SCOPED_TRACE(path);
+    const std::string head = std::string("{") +
+                             (path.ends_with("commit") ? R"("pos_txn_id":"bad-code",)" : "") +
+                             R"("card":")" + card + R"(","lines":[)";
+    auto refused = [&](const std::string& line, const std::string& why) {
+      auto reply = Call(verb::post, path, head + line + "]}");
+      ExpectError(reply, 400, "invalid_request");
+      EXPECT_NE(reply.body.find(why), std::string::npos) << reply.body;
+    };
+    refused(R"({"sku":")" + long_sku + R"(","category":"C","quantity":1,"unit_price":100})",
+            "sku longer than 128 bytes");
+    refused(R"({"sku":"A\u0000B","category":"C","quantity":1,"unit_price":100})",
+            "control characters in its sku");
+    refused(R"({"sku":"A","category":"Caf\u00e9\n","quantity":1,"unit_price":100})",
+            "control characters in its category");
+  }
+  EXPECT_EQ(Snapshot(card), before);
+}
+
 TEST_F(AgentApiTest, BadAndUnknownCardsAtEveryCardEndpoint) {
   const std::string card = Card(21);
   Enrol(card);

@@ -382,6 +382,15 @@ TEST(ValidateBasket, RejectsBadLinesNamingThem) {
   ExpectBasketError({Line("A", "F", 1, -1)}, "unit_price -1");
   ExpectBasketError({Line("A", "F", 1, 100'000'001)}, "unit_price 100000001");
   ExpectBasketError({Line("A", "F", INT64_MAX, INT64_MAX)}, "quantity");
+  ExpectBasketError({Line(std::string(129, 'S'), "F", 1, 1)},
+                    "lines[0] has a sku longer than 128 bytes");
+  ExpectBasketError({Line("A", std::string(129, 'C'), 1, 1)},
+                    "lines[0] has a category longer than 128 bytes");
+  ExpectBasketError({Line(std::string("A\0B", 3), "F", 1, 1)},
+                    "lines[0] has control characters in its sku");
+  ExpectBasketError({Line("A", "F\tood", 1, 1)}, "control characters in its category");
+  EXPECT_TRUE(ValidateBasket(std::vector{Line(std::string(128, 'S'), "Caf\u00e9 & bakery", 1, 1)})
+                  .ok());
   std::vector<BasketLine> many(kMaxBasketLines + 1, Line("A", "F", 1, 1));
   ExpectBasketError(many, "501 lines");
 }
