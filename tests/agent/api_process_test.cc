@@ -376,7 +376,17 @@ TEST_F(AgentApiTest, RedemptionUpToTheBalanceSucceedsAndBeyondItIsRefused) {
   EXPECT_EQ(r.value(), 34);  // 100 points are worth 1.00
   EXPECT_EQ(Lookup(card).member().points_balance(), 0);
 
+  // Idempotent on redemption_id: a retry gets the same answer and spends
+  // nothing; the same id for another redemption is a conflict.
   const std::string before = Snapshot(card);
+  auto retry = Post("/v1/redemptions", req);
+  ASSERT_EQ(retry.status, 200u) << retry.body;
+  EXPECT_EQ(retry.body, reply.body);
+  v1::RedeemRequest other = req;
+  other.set_points(1);
+  ExpectError(Post("/v1/redemptions", other), 409, "conflict");
+  EXPECT_EQ(Snapshot(card), before);
+
   v1::RedeemRequest more;
   more.set_card(card);
   more.set_points(1);
