@@ -41,6 +41,15 @@ v1::CommitRequest Basket(const std::string& card, const std::string& txn) {
   return req;
 }
 
+void Enrol(ctl::HttpClient& client, const std::string& card) {
+  v1::EnrolRequest enrol;
+  enrol.set_card(card);
+  enrol.set_display_name("Ana");
+  auto enrolled = client.Call(verb::post, "/v1/members", proto::ToJson(enrol));
+  ASSERT_TRUE(enrolled.ok());
+  ASSERT_EQ(enrolled->status, 201u) << enrolled->body;
+}
+
 std::string ErrorCode(const std::string& body) {
   v1::ErrorResponse error;
   if (!proto::ParseJson(body, &error).empty()) return "";
@@ -146,12 +155,7 @@ TEST(DamagedDatabase, RequestsThatMeetTheDamageAnswer503AndHealthSaysWhatToDo) {
     auto url = ctl::ParseUrl(agent->url());
     ASSERT_TRUE(url.ok());
     ctl::HttpClient client(*url);
-    v1::EnrolRequest enrol;
-    enrol.set_card(card);
-    enrol.set_display_name("Ana");
-    auto enrolled = client.Call(verb::post, "/v1/members", proto::ToJson(enrol));
-    ASSERT_TRUE(enrolled.ok());
-    ASSERT_EQ(enrolled->status, 201u);
+    ASSERT_NO_FATAL_FAILURE(Enrol(client, card));
     ASSERT_EQ(agent->Terminate(), 0);  // a clean stop checkpoints the WAL into agent.db
   }
   // Garbage over the members table's root page.
@@ -213,12 +217,7 @@ TEST(DamagedDatabase, DamageMetWhileOpeningAReaderTurnsHealthDegraded) {
   auto url = ctl::ParseUrl(agent->url());
   ASSERT_TRUE(url.ok());
   ctl::HttpClient client(*url);
-  v1::EnrolRequest enrol;
-  enrol.set_card(card);
-  enrol.set_display_name("Ana");
-  auto enrolled = client.Call(verb::post, "/v1/members", proto::ToJson(enrol));
-  ASSERT_TRUE(enrolled.ok());
-  ASSERT_EQ(enrolled->status, 201u);
+  ASSERT_NO_FATAL_FAILURE(Enrol(client, card));
 
   // Nothing has read yet, so no reader connection is open: the first one
   // opens over the garbage.
