@@ -261,12 +261,13 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
   Metrics* metrics = metrics_;
   const int metric_index = static_cast<int>(route);
   Respond done = [metrics, metric_index, start, respond = std::move(respond)](
-                     unsigned status, std::string body, std::string content_type) {
+                     unsigned status, std::string body, std::string content_type,
+                     std::string allow) {
     if (metrics) {
       const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
       metrics->Observe(metric_index, status, elapsed.count());
     }
-    respond(status, std::move(body), std::move(content_type));
+    respond(status, std::move(body), std::move(content_type), std::move(allow));
   };
   auto error = [&done](std::string_view code, std::string_view message) {
     done(HttpStatusForError(code), ErrorBody(code, message), kJson);
@@ -281,8 +282,11 @@ void Api::Handle(const HttpRequest& request, Respond respond) {
     }
     const RouteSpec& spec = kRoutes[static_cast<std::size_t>(route)];
     if (request.method() != spec.method) {
-      return error("method_not_allowed", std::string(path) + " accepts " +
-                                             std::string(http::to_string(spec.method)) + " only");
+      const std::string allow =
+          route == Route::kSyncStatus ? "GET, POST" : std::string(http::to_string(spec.method));
+      return done(
+          405, ErrorBody("method_not_allowed", std::string(path) + " accepts " + allow + " only"),
+          kJson, allow);
     }
     // Parses the request body into `msg`; false after answering 400.
     auto parse = [&](google::protobuf::Message* msg) {

@@ -105,7 +105,7 @@ void CustomerDisplay::Handle(const HttpRequest& request, Respond respond) {
     const std::string_view path = target.substr(0, target.find('?'));
     if (request.method() != http::verb::get && request.method() != http::verb::head) {
       return respond(405, ErrorBody("method_not_allowed", std::string(path) + " accepts GET only"),
-                     "application/json");
+                     "application/json", "GET, HEAD");
     }
     std::string_view file = path.substr(kPrefix.size());
     if (!file.empty()) file.remove_prefix(1);  // the '/'

@@ -161,12 +161,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // Called by the Respond completion, on any thread. A handler that answers
   // at once (a quote) is still on this session's strand: the write starts
   // right there instead of after a trip through the scheduler.
-  void PostResponse(unsigned status, std::string body, std::string content_type) {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this(), status,
-                                           body = std::move(body),
-                                           content_type = std::move(content_type)]() mutable {
-      self->OnResponse(status, std::move(body), std::move(content_type));
-    });
+  void PostResponse(unsigned status, std::string body, std::string content_type,
+                    std::string allow) {
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this(), status, body = std::move(body),
+                   content_type = std::move(content_type), allow = std::move(allow)]() mutable {
+                    self->OnResponse(status, std::move(body), std::move(content_type),
+                                     std::move(allow));
+                  });
   }
 
   // From the EventStream, on any thread.
@@ -265,9 +267,10 @@ class Session : public std::enable_shared_from_this<Session> {
     struct Slot {
       std::shared_ptr<Session> session;
       std::atomic<bool> done{false};
-      void Complete(unsigned status, std::string body, std::string content_type) {
+      void Complete(unsigned status, std::string body, std::string content_type,
+                    std::string allow = {}) {
         if (done.exchange(true)) return;
-        session->PostResponse(status, std::move(body), std::move(content_type));
+        session->PostResponse(status, std::move(body), std::move(content_type), std::move(allow));
       }
       ~Slot() {
         if (!done) {
@@ -278,8 +281,9 @@ class Session : public std::enable_shared_from_this<Session> {
     };
     auto slot = std::make_shared<Slot>();
     slot->session = shared_from_this();
-    Respond respond = [slot](unsigned status, std::string body, std::string content_type) {
-      slot->Complete(status, std::move(body), std::move(content_type));
+    Respond respond = [slot](unsigned status, std::string body, std::string content_type,
+                             std::string allow) {
+      slot->Complete(status, std::move(body), std::move(content_type), std::move(allow));
     };
     try {
       shared_->handler(request, std::move(respond));
@@ -305,12 +309,14 @@ class Session : public std::enable_shared_from_this<Session> {
     OnResponse(status, ErrorJson(code, message), "application/json");
   }
 
-  void OnResponse(unsigned status, std::string body, std::string content_type) {
+  void OnResponse(unsigned status, std::string body, std::string content_type,
+                  std::string allow = {}) {
     res_ = {};
     res_.version(version_);
     res_.result(status);
     res_.set(http::field::server, "loyalty-agent");
     res_.set(http::field::content_type, content_type);
+    if (!allow.empty()) res_.set(http::field::allow, allow);
     res_.set(http::field::cache_control, "no-store");
     res_.keep_alive(keep_alive_ && !shared_->stopping);
     res_.body() = std::move(body);

@@ -41,6 +41,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -58,9 +59,26 @@ namespace loyalty::agent {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 
-// Completes one request: status, body and Content-Type. Call once, from any
-// thread; later calls are ignored.
-using Respond = std::function<void(unsigned status, std::string body, std::string content_type)>;
+// Completes one request: status, body, Content-Type and, for a 405, the
+// methods the path accepts (the Allow header, e.g. "POST"). Call once, from
+// any thread; later calls are ignored.
+class Respond {
+ public:
+  using Fn = std::function<void(unsigned status, std::string body, std::string content_type,
+                                std::string allow)>;
+  Respond() = default;
+  template <std::invocable<unsigned, std::string, std::string, std::string> F>
+  Respond(F fn) : fn_(std::move(fn)) {}
+
+  void operator()(unsigned status, std::string body, std::string content_type,
+                  std::string allow = {}) const {
+    fn_(status, std::move(body), std::move(content_type), std::move(allow));
+  }
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+
+ private:
+  Fn fn_;
+};
 
 using HttpHandler = std::function<void(const HttpRequest& request, Respond respond)>;
 

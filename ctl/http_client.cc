@@ -141,6 +141,7 @@ core::Result<HttpReply> HttpClient::Call(http::verb method, std::string_view tar
     HttpReply reply;
     reply.status = res.result_int();
     reply.content_type = std::string(res[http::field::content_type]);
+    reply.allow = std::string(res[http::field::allow]);
     reply.body = std::move(res.body());
     if (!res.keep_alive()) Disconnect();
     return reply;

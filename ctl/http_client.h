@@ -34,6 +34,7 @@ core::Result<Url> ParseUrl(std::string_view url);
 struct HttpReply {
   unsigned status = 0;
   std::string content_type;
+  std::string allow;  // a 405's Allow header
   std::string body;
 };
 

@@ -50,7 +50,7 @@ class ApiDisplayTest : public ::testing::Test {
     std::promise<Answer> promise;
     auto future = promise.get_future();
     auto once = std::make_shared<std::once_flag>();
-    api_->Handle(req, [&promise, once](unsigned status, std::string b, std::string) {
+    api_->Handle(req, [&promise, once](unsigned status, std::string b, std::string, std::string) {
       std::call_once(*once, [&] { promise.set_value(Answer{status, std::move(b)}); });
     });
     return future.get();

@@ -125,7 +125,7 @@ class CustomerDisplayTest : public ::testing::Test {
     std::promise<unsigned> promise;
     auto future = promise.get_future();
     auto once = std::make_shared<std::once_flag>();
-    api_->Handle(req, [&promise, once](unsigned status, std::string, std::string) {
+    api_->Handle(req, [&promise, once](unsigned status, std::string, std::string, std::string) {
       std::call_once(*once, [&] { promise.set_value(status); });
     });
     return future.get();
@@ -151,13 +151,15 @@ class CustomerDisplayTest : public ::testing::Test {
     unsigned status = 0;
     std::string body;
     std::string content_type;
+    std::string allow;
   };
   Reply Get(const std::string& target, http::verb method = http::verb::get) {
     Reply reply;
     HttpRequest req{method, target, 11};
-    display_->Handle(req, [&](unsigned status, std::string body, std::string type) {
-      reply = {status, std::move(body), std::move(type)};
-    });
+    display_->Handle(req,
+                     [&](unsigned status, std::string body, std::string type, std::string allow) {
+                       reply = {status, std::move(body), std::move(type), std::move(allow)};
+                     });
     return reply;
   }
 
@@ -305,7 +307,9 @@ TEST_F(CustomerDisplayTest, ServesThePageAndItsFiles) {
   EXPECT_NE(polish.body.find("Dziękujemy"), std::string::npos);
   EXPECT_EQ(Get("/display/nope.js").status, 404u);
   EXPECT_EQ(Get("/display/../agent.db").status, 404u);
-  EXPECT_EQ(Get("/display", http::verb::post).status, 405u);
+  const Reply post = Get("/display", http::verb::post);
+  EXPECT_EQ(post.status, 405u);
+  EXPECT_EQ(post.allow, "GET, HEAD");
 }
 
 }  // namespace
