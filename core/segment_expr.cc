@@ -52,6 +52,11 @@ class Parser {
   }
 
  private:
+  Error TooDeep() {
+    return Fail(tok_.pos, "parentheses and \"not\" nest more than " +
+                              std::to_string(kMaxNesting) + " deep");
+  }
+
   Error Fail(size_t pos, const std::string& reason) {
     return MakeError(code::kInvalidSegment,
                      "position " + std::to_string(pos + 1) + ": " + reason);
@@ -151,10 +156,17 @@ class Parser {
     return NodePtr(node);
   }
 
+  // Parentheses and "not" nest by recursion, here, in evaluation and in the
+  // tree's destruction: a bound keeps a hostile definition from
+  // overflowing the stack of the server that parses it.
+  static constexpr int kMaxNesting = 64;
+
   Result<NodePtr> ParseNot() {
     if (!IsKeyword("not")) return ParsePrimary();
+    if (++depth_ > kMaxNesting) return TooDeep();
     if (auto s = Next(); !s.ok()) return s.error();
     auto inner = ParseNot();
+    --depth_;
     if (!inner.ok()) return inner;
     auto node = std::make_shared<Node>();
     node->kind = Node::Kind::kNot;
@@ -164,8 +176,10 @@ class Parser {
 
   Result<NodePtr> ParsePrimary() {
     if (tok_.type == Token::Type::kLParen) {
+      if (++depth_ > kMaxNesting) return TooDeep();
       if (auto s = Next(); !s.ok()) return s.error();
       auto inner = ParseOr();
+      --depth_;
       if (!inner.ok()) return inner;
       if (tok_.type != Token::Type::kRParen) return Fail(tok_.pos, "expected ')'");
       if (auto s = Next(); !s.ok()) return s.error();
@@ -242,6 +256,7 @@ class Parser {
   std::string_view text_;
   size_t i_ = 0;
   Token tok_;
+  int depth_ = 0;  // open parentheses and "not"s
 };
 
 bool Eval(const Node& n, const FeatureValues& f) {

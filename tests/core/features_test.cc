@@ -172,6 +172,37 @@ TEST(SegmentExprTest, InvalidDefinitionsNamePositionAndReason) {
   EXPECT_FALSE(SegmentExpr::Parse("").ok());
 }
 
+// A definition nested 100,000 deep crashed the server that parsed it (its
+// stack overflowed); nesting is bounded, and what a person writes fits.
+TEST(SegmentExprTest, NestingIsBoundedSoNoDefinitionCanOverflowTheStack) {
+  auto nested = [](int depth, const std::string& open, const std::string& close) {
+    std::string text;
+    for (int i = 0; i < depth; ++i) text += open;
+    text += "rfm_r == 5";
+    for (int i = 0; i < depth; ++i) text += close;
+    return text;
+  };
+  for (const auto& [open, close] : {std::pair<std::string, std::string>{"(", ")"},
+                                    std::pair<std::string, std::string>{"not ", ""},
+                                    std::pair<std::string, std::string>{"not (", ")"}}) {
+    SCOPED_TRACE(open);
+    auto deep = SegmentExpr::Parse(nested(100'000, open, close));
+    ASSERT_FALSE(deep.ok());
+    EXPECT_EQ(deep.error().code, "invalid_segment");
+    EXPECT_NE(deep.error().message.find("nest more than 64 deep"), std::string::npos)
+        << deep.error().message;
+    EXPECT_FALSE(SegmentExpr::Parse(nested(65, open, close)).ok());
+  }
+  auto fits = SegmentExpr::Parse(nested(64, "(", ")"));
+  ASSERT_TRUE(fits.ok()) << fits.error().message;
+  v1::MemberFeatures features;
+  features.set_rfm_r(5);
+  EXPECT_TRUE(fits->Matches(features));
+  auto negated = SegmentExpr::Parse(nested(64, "not ", ""));
+  ASSERT_TRUE(negated.ok()) << negated.error().message;
+  EXPECT_TRUE(negated->Matches(features));  // an even number of "not"s
+}
+
 TEST(SegmentExprTest, DefaultSegmentsAreValidAndHandComputedMembersFit) {
   for (const auto& d : DefaultSegments()) {
     EXPECT_TRUE(ValidateSegment(d).ok()) << d.id();
