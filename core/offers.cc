@@ -136,7 +136,9 @@ Status ValidateOffer(const Offer& offer) {
                      "no reward is set (bonus_points, points_multiplier_pct, "
                      "percent_off, amount_off or buy_x_get_y).");
     case Offer::kBonusPoints:
-      if (offer.bonus_points() < 0) return Invalid(offer, "bonus_points must not be negative.");
+      if (offer.bonus_points() < 0 || offer.bonus_points() > kMaxBonusPoints) {
+        return Invalid(offer, "bonus_points must be 0.." + std::to_string(kMaxBonusPoints) + ".");
+      }
       break;
     case Offer::kPointsMultiplierPct:
       if (offer.points_multiplier_pct() < 1 || offer.points_multiplier_pct() > kMaxMultiplierPct) {

@@ -20,10 +20,15 @@ struct CheckoutContext {
   int utc_offset_minutes = 0;  // the store's local time, for weekday/hour windows
 };
 
+// The most bonus points one offer may give. Far below what one basket may
+// earn (pricing refuses a basket past that), so that no stack of published
+// offers can make every checkout of their members fail.
+inline constexpr int64_t kMaxBonusPoints = 1'000'000'000;
+
 // Checks an offer's fields (id present, exactly one reward, percent within
-// 1..100, non-negative amounts, buy/get positive, window ordered, hours
-// within 0..24, scope value present for CATEGORY/SKU). Error code
-// "invalid_offer", naming the field.
+// 1..100, non-negative amounts, bonus points within kMaxBonusPoints,
+// buy/get positive, window ordered, hours within 0..24, scope value present
+// for CATEGORY/SKU). Error code "invalid_offer", naming the field.
 Status ValidateOffer(const loyalty::v1::Offer& offer);
 
 // True when the offer is meant for this member here and now: tier, segment,

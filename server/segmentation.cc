@@ -3,12 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "core/features.h"
+#include "core/int_math.h"
 #include "core/offers.h"
 #include "core/programme.h"
 #include "core/segment_expr.h"
@@ -338,7 +340,8 @@ core::Result<v1::SegmentPreview> PreviewSegment(storage::ServerReader& reader,
 }
 
 core::Status ValidatePromotion(std::span<const v1::SegmentDefinition> segments,
-                               const v1::Offer& offer, int64_t now_ms) {
+                               const v1::Programme& programme, const v1::Offer& offer,
+                               int64_t now_ms) {
   if (auto s = core::ValidateOffer(offer); !s.ok()) return s;
   auto bad = [](std::string m) { return MakeError(core::code::kInvalidOffer, std::move(m)); };
   if (offer.ends_at_ms() != 0 && offer.ends_at_ms() <= now_ms) {
@@ -353,6 +356,26 @@ core::Status ValidatePromotion(std::span<const v1::SegmentDefinition> segments,
       return bad("segment_ids: no segment \"" + id + "\" is defined");
     }
   }
+  // The id travels in every sync frame, answer and log line, and the name
+  // is what customers and cashiers read.
+  if (offer.id().size() > 64 || std::any_of(offer.id().begin(), offer.id().end(),
+                                            [](unsigned char c) { return c < 0x21 || c > 0x7e; })) {
+    return bad("id must be at most 64 printable ASCII characters without spaces");
+  }
+  if (offer.name().empty()) return bad("name is required: customers and cashiers see it");
+  if (offer.name().size() > 80 ||
+      std::any_of(offer.name().begin(), offer.name().end(),
+                  [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+    return bad("name must be at most 80 bytes without control characters");
+  }
+  for (const auto& tier : offer.tiers()) {
+    if (std::none_of(programme.tiers().begin(), programme.tiers().end(),
+                     [&](const v1::Tier& t) { return t.name() == tier; })) {
+      std::string names;
+      for (const auto& t : programme.tiers()) names += (names.empty() ? "" : ", ") + t.name();
+      return bad("tiers: the programme has no tier \"" + tier + "\" (it has " + names + ")");
+    }
+  }
   return {};
 }
 
@@ -360,7 +383,9 @@ core::Status ValidatePromotion(storage::ServerStore& store, const v1::Offer& off
                                int64_t now_ms) {
   auto defs = store.Segments();
   if (!defs.ok()) return defs.error();
-  return ValidatePromotion(*defs, offer, now_ms);
+  auto programme = store.Programme();
+  if (!programme.ok()) return programme.error();
+  return ValidatePromotion(*defs, *programme, offer, now_ms);
 }
 
 core::Result<v1::PromotionPreview> PreviewPromotion(storage::ServerReader& reader,
@@ -369,9 +394,9 @@ core::Result<v1::PromotionPreview> PreviewPromotion(storage::ServerReader& reade
   if (auto s = snapshot.Begin(); !s.ok()) return s.error();
   auto defs = reader.Segments();
   if (!defs.ok()) return defs.error();
-  if (auto s = ValidatePromotion(*defs, offer, now_ms); !s.ok()) return s.error();
   auto programme = reader.Programme();
   if (!programme.ok()) return programme.error();
+  if (auto s = ValidatePromotion(*defs, *programme, offer, now_ms); !s.ok()) return s.error();
   const core::SegmentSet set(*defs);
   const Targeting targeting(offer, set);
   const int64_t start = std::max(now_ms, offer.starts_at_ms());
@@ -384,7 +409,8 @@ core::Result<v1::PromotionPreview> PreviewPromotion(storage::ServerReader& reade
       "condition when given; uses per member: visits in the last 30 days (at its stores, when it "
       "names stores) scaled to the window (at least 1, at most per_member_limit); cost per use "
       "from the member's average basket; points valued at the programme's redemption rate");
-  int64_t reach = 0, estimated_points = 0, estimated_discount = 0;
+  int64_t reach = 0;
+  core::Int128 estimated_points = 0, estimated_discount = 0;
   std::vector<char> in;
   storage::MemberScanOptions options;
   options.now_ms = now_ms;
@@ -414,18 +440,23 @@ core::Result<v1::PromotionPreview> PreviewPromotion(storage::ServerReader& reade
       }
       case v1::Offer::REWARD_NOT_SET: break;
     }
-    estimated_points += points * uses;
-    estimated_discount += discount * uses;
+    estimated_points += core::Int128{points} * uses;
+    estimated_discount += core::Int128{discount} * uses;
   });
   if (!s.ok()) return s.error();
-  p.set_reach(reach);
-  p.set_estimated_points(estimated_points);
-  p.set_estimated_discount(estimated_discount);
-  const int64_t point_value =
+  // Summed in 128 bits and shown at most INT64_MAX: a huge (if valid)
+  // reward over a million members must not wrap into a negative cost.
+  auto clamp = [](core::Int128 v) {
+    return static_cast<int64_t>(std::min<core::Int128>(v, std::numeric_limits<int64_t>::max()));
+  };
+  const core::Int128 point_value =
       programme->redemption_points() > 0
-          ? p.estimated_points() * programme->redemption_value() / programme->redemption_points()
+          ? estimated_points * programme->redemption_value() / programme->redemption_points()
           : 0;
-  p.set_estimated_cost(p.estimated_discount() + point_value);
+  p.set_reach(reach);
+  p.set_estimated_points(clamp(estimated_points));
+  p.set_estimated_discount(clamp(estimated_discount));
+  p.set_estimated_cost(clamp(estimated_discount + point_value));
   if (offer.budget_points() > 0 && p.estimated_points() > offer.budget_points()) {
     p.add_warnings("estimated points " + std::to_string(p.estimated_points()) +
                    " exceed the points budget " + std::to_string(offer.budget_points()));

@@ -113,12 +113,14 @@ core::Result<loyalty::v1::SegmentPreview> PreviewSegment(storage::ServerReader& 
                                                          const loyalty::v1::SegmentDefinition& segment,
                                                          int64_t now_ms);
 
-// Checks a promotion for publishing: core::ValidateOffer, every segment id
-// among `segments`, the window not ended at `now_ms`, no negative reward or
-// budget.
+// Checks a promotion for publishing: core::ValidateOffer, the window not
+// ended at `now_ms`, no negative reward or budget, every segment id among
+// `segments`, every tier among the programme's, a printable id of at most
+// 64 characters and a name.
 core::Status ValidatePromotion(std::span<const loyalty::v1::SegmentDefinition> segments,
+                               const loyalty::v1::Programme& programme,
                                const loyalty::v1::Offer& offer, int64_t now_ms);
-// The same against the store's segment definitions.
+// The same against the store's segment definitions and programme.
 core::Status ValidatePromotion(storage::ServerStore& store, const loyalty::v1::Offer& offer,
                                int64_t now_ms);
 

@@ -185,7 +185,8 @@ class ServerStore {
   // Validates (core::ValidateSegment) and saves; members move at the next
   // ingest or full pass.
   virtual core::Status PutSegment(const loyalty::v1::SegmentDefinition& segment) = 0;
-  virtual core::Status DeleteSegment(const std::string& id) = 0;  // not_found
+  // not_found; conflict while a published (not retired) promotion targets it.
+  virtual core::Status DeleteSegment(const std::string& id) = 0;
   virtual core::Result<loyalty::v1::CutPoints> CutPoints() = 0;
   virtual core::Status PutCutPoints(const loyalty::v1::CutPoints& cuts) = 0;
   // A read-only view of this ledger on a connection of its own, for scans

@@ -762,6 +762,22 @@ class SqliteServerStore final : public ServerStore {
   }
 
   Status DeleteSegment(const std::string& id) override {
+    // A published promotion aimed at the segment would silently stop
+    // reaching anyone, and could not be published again as it stands.
+    auto offers = Offers();
+    if (!offers.ok()) return offers.error();
+    std::string users;
+    for (const auto& offer : *offers) {
+      if (std::find(offer.segment_ids().begin(), offer.segment_ids().end(), id) !=
+          offer.segment_ids().end()) {
+        users += (users.empty() ? "" : ", ") + offer.id();
+      }
+    }
+    if (!users.empty()) {
+      return MakeError(core::code::kConflict,
+                       "segment \"" + id + "\" is targeted by the published promotions " + users +
+                           ": retire them or change their segment_ids first");
+    }
     if (auto s = Exec("DELETE FROM segments WHERE id = ?", {id}); !s.ok()) return s;
     if (db_->Changes() == 0) return MakeError(core::code::kNotFound, "no segment \"" + id + "\"");
     return LoadSegmentation();

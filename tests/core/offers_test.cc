@@ -35,6 +35,12 @@ TEST(ValidateOffer, RejectsBadFields) {
   ExpectInvalid(o, "amount_off");
   o.set_bonus_points(-5);
   ExpectInvalid(o, "bonus_points");
+  o.set_bonus_points(kMaxBonusPoints + 1);
+  ExpectInvalid(o, "bonus_points");
+  o.set_bonus_points(INT64_MAX);
+  ExpectInvalid(o, "bonus_points");
+  o.set_bonus_points(kMaxBonusPoints);
+  EXPECT_TRUE(ValidateOffer(o).ok());
   o.set_points_multiplier_pct(0);
   ExpectInvalid(o, "points_multiplier_pct");
   o.mutable_buy_x_get_y()->set_buy(2);

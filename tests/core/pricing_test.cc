@@ -426,16 +426,23 @@ TEST(PlanRedemption, RefusesNonPositiveAndTooManyPoints) {
 namespace loyalty::core {
 namespace {
 
-TEST(PriceBasket, HugeBonusPointsAreTooLargeNotOverflow) {
+// An offer past kMaxBonusPoints is invalid, so a terminal that holds one
+// (from before the bound) prices around it instead of refusing every basket
+// as too large; the largest valid bonus is given in full.
+TEST(PriceBasket, HugeBonusPointsAreNotAppliedAndTheLargestValidOneIs) {
   std::vector<loyalty::v1::Offer> offers(2, testing::PercentOff("x", 10));
   offers[0].set_bonus_points(INT64_MAX);
+  offers[0].set_stackable(true);
   offers[1].set_id("y");
-  offers[1].set_bonus_points(INT64_MAX);
+  offers[1].set_bonus_points(kMaxBonusPoints);
+  offers[1].set_stackable(true);
   const auto q = PriceBasket(DefaultProgramme(), testing::Member(),
                              std::vector{testing::Line("A", "F", 1, 100)}, testing::Ptrs(offers),
                              testing::Context(), {}, 0);
-  ASSERT_FALSE(q.ok());
-  EXPECT_EQ(q.error().code, code::kTooLarge);
+  ASSERT_TRUE(q.ok()) << q.error().message;
+  EXPECT_EQ(q->purchase.points_earned(), 1 + kMaxBonusPoints);
+  ASSERT_EQ(q->applied_offers.size(), 1u);
+  EXPECT_EQ(q->applied_offers[0]->id(), "y");
 }
 
 }  // namespace

@@ -164,7 +164,67 @@ TEST_F(SegmentationTest, BadDefinitionsAndPromotionsAreRefusedAndNothingIsSaved)
   negative.set_id("neg");
   negative.set_amount_off(-5);
   EXPECT_FALSE(ValidatePromotion(*store_, negative, now).ok());
+
+  // What terminals would choke on or show garbled is refused at the source.
+  v1::Offer good;
+  good.set_id("fine");
+  good.set_name("Fine");
+  good.set_bonus_points(10);
+  ASSERT_TRUE(ValidatePromotion(*store_, good, now).ok());
+  auto refused = [&](const v1::Offer& offer, const std::string& why) {
+    auto r = ValidatePromotion(*store_, offer, now);
+    ASSERT_FALSE(r.ok()) << why;
+    EXPECT_EQ(r.error().code, "invalid_offer");
+    EXPECT_NE(r.error().message.find(why), std::string::npos) << r.error().message;
+  };
+  v1::Offer o = good;
+  o.set_bonus_points(INT64_MAX);  // made every checkout of its members answer 413
+  refused(o, "bonus_points");
+  o = good;
+  o.clear_name();
+  refused(o, "name is required");
+  o = good;
+  o.set_name("Two\nlines");
+  refused(o, "control characters");
+  for (const std::string& id :
+       std::vector<std::string>{"a\nb", " ", "has space", std::string(65, 'x')}) {
+    o = good;
+    o.set_id(id);
+    refused(o, "printable ASCII");
+  }
+  o = good;
+  o.add_tiers("Gold");
+  EXPECT_TRUE(ValidatePromotion(*store_, o, now).ok());
+  o.add_tiers("Diamond");
+  refused(o, "no tier \"Diamond\" (it has Member, Silver, Gold, Platinum)");
   EXPECT_TRUE(store_->Offers()->empty());
+}
+
+TEST_F(SegmentationTest, ASegmentAPublishedPromotionTargetsCannotBeDeleted) {
+  v1::SegmentDefinition regulars;
+  regulars.set_id("regulars");
+  regulars.set_name("Regulars");
+  regulars.set_expression("visits_since_enrolment >= 3");
+  ASSERT_TRUE(store_->PutSegment(regulars).ok());
+  v1::Offer winback;
+  winback.set_id("winback");
+  winback.set_name("Welcome back");
+  winback.set_bonus_points(200);
+  winback.add_segment_ids("regulars");
+  ASSERT_TRUE(ValidatePromotion(*store_, winback, NowMs()).ok());
+  ASSERT_TRUE(store_->PutOffer(winback).ok());
+
+  auto refused = store_->DeleteSegment("regulars");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "conflict");
+  EXPECT_NE(refused.error().message.find("winback"), std::string::npos) << refused.error().message;
+  auto segments = store_->Segments();
+  ASSERT_TRUE(segments.ok());
+  EXPECT_TRUE(std::any_of(segments->begin(), segments->end(),
+                          [](const v1::SegmentDefinition& d) { return d.id() == "regulars"; }));
+
+  ASSERT_TRUE(store_->RetireOffer("winback").ok());
+  EXPECT_TRUE(store_->DeleteSegment("regulars").ok());
 }
 
 TEST_F(SegmentationTest, PreviewCountsMembersBeforeSaving) {
@@ -518,6 +578,7 @@ TEST_F(SegmentationTest, PromotionPreviewReachRespectsTiersAndStores) {
   };
   v1::Offer offer;
   offer.set_id("silver-bonus");
+  offer.set_name("Silver bonus");
   offer.set_bonus_points(10);
   EXPECT_EQ(reach(offer), 3);
   offer.add_tiers("Silver");
