@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <charconv>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -92,12 +93,12 @@ struct AgentSync::State {
       trigger = false;
       pushed = false;
       lock.unlock();
-      core::Status result = Round();
+      Result<int64_t> result = Round();
       if (!result.ok()) DropConnection();
       lock.lock();
       done_gen = gen;
       if (result.ok()) {
-        last_success_ms = NowMs();
+        last_success_ms = *result;
         last_error.reset();
         last_round_error.reset();
         backoff = options.backoff_initial;
@@ -129,9 +130,10 @@ struct AgentSync::State {
     }
   }
 
-  core::Status Round() {
-    if (auto s = EnsureConnected(); !s.ok()) return s;
-    if (auto s = Upload(); !s.ok()) return s;
+  // One round; when it succeeds, the time it ended (as stored).
+  Result<int64_t> Round() {
+    if (auto s = EnsureConnected(); !s.ok()) return s.error();
+    if (auto s = Upload(); !s.ok()) return s.error();
     return Download();
   }
 
@@ -483,8 +485,10 @@ struct AgentSync::State {
     return {};
   }
 
-  core::Status Download() {
-    if (auto s = CheckScope(); !s.ok()) return s;
+  // Downloads until the feed has nothing more; the time its last page
+  // arrived, stored with that page as the end of the round.
+  Result<int64_t> Download() {
+    if (auto s = CheckScope(); !s.ok()) return s.error();
     auto cursor = LoadCursor(*reader);
     if (!cursor.ok()) return cursor.error();
     for (;;) {
@@ -500,14 +504,24 @@ struct AgentSync::State {
                          "something else");
       }
       const v1::ChangesPage& page = reply->changes_page();
-      auto outcome = Write<PageOutcome>(
-          [&](storage::AgentStore& store) { return ApplyChangesPage(store, page); });
+      const bool last = !page.has_more();
+      const int64_t now = NowMs();
+      auto outcome = Write<PageOutcome>([&](storage::AgentStore& store) -> Result<PageOutcome> {
+        auto applied = ApplyChangesPage(store, page);
+        if (!applied.ok() || !last) return applied;
+        // In the last page's write: recording the round's end costs no sync
+        // to disk of its own.
+        if (auto s = store.PutMeta(kLastSuccessKey, std::to_string(now)); !s.ok()) {
+          return s.error();
+        }
+        return applied;
+      });
       if (!outcome.ok()) return outcome.error();
       if (outcome->catalogue_changed && host.catalogue_changed) host.catalogue_changed();
       if (!page.changes().empty()) {
         spdlog::debug("sync: applied {} changes, cursor {}", page.changes_size(), page.cursor());
       }
-      if (!page.has_more()) return {};
+      if (last) return now;
       if (page.changes().empty()) {
         return MakeError(code::kProtocolError, "the server sent an empty page with has_more set");
       }
@@ -570,6 +584,20 @@ Result<std::unique_ptr<AgentSync>> AgentSync::Start(AgentSyncOptions options, Ag
   if (!status_reader.ok()) return status_reader.error();
 
   auto state = std::make_unique<State>();
+  // The last success survives a restart: after one while the server is down,
+  // store IT still sees how stale the terminal is.
+  if (auto stored = (*reader)->GetMeta(kLastSuccessKey); !stored.ok()) {
+    spdlog::warn("sync: cannot read when the last sync succeeded: {}", stored.error().message);
+  } else if (*stored) {
+    const std::string& text = **stored;
+    int64_t ms = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+    if (ec == std::errc() && end == text.data() + text.size() && ms > 0) {
+      state->last_success_ms = ms;
+    } else {
+      spdlog::warn("sync: ignoring a malformed last sync time \"{}\"", text);
+    }
+  }
   state->server = options.host + ":" + std::to_string(options.port);
   state->options = std::move(options);
   state->host = std::move(host);

@@ -93,7 +93,8 @@ struct AgentSyncHost {
 struct SyncStatus {
   int64_t pending_events = 0;  // outbox size
   int64_t dead_letters = 0;
-  int64_t last_success_ms = 0;            // end of the last successful round, 0: never
+  // End of the last successful round, also one before a restart; 0: never.
+  int64_t last_success_ms = 0;
   std::optional<core::Error> last_error;  // of the last round, cleared by a success
   uint64_t cursor = 0;
   bool connected = false;

@@ -23,6 +23,10 @@ namespace loyalty::sync {
 inline constexpr const char* kCursorKey = "sync_cursor";
 // The member scope (loyalty.v1.MemberScope name) the cursor was reached with.
 inline constexpr const char* kScopeKey = "sync_member_scope";
+// When the last successful sync round ended (ms since the epoch, UTC),
+// written with the round's last page, so that a restart while the server is
+// down still tells how stale this terminal is.
+inline constexpr const char* kLastSuccessKey = "sync_last_success_ms";
 // The rejection code meaning "this store/terminal/epoch/seq is taken by
 // another event": the terminal was restored or reinstalled.
 inline constexpr const char* kSequenceReused = "sequence_reused";

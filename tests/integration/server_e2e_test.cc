@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "core/card.h"
+#include "core/time_util.h"
 #include "ctl/admin_client.h"
 #include "loyalty/v1/admin.pb.h"
 #include "loyalty/v1/api.pb.h"
@@ -725,6 +726,40 @@ TEST_F(ServerE2eTest, APromotionPublishedWithLoyaltyctlReachesAConnectedTerminal
   bool applied = false;
   for (const auto& o : after.offers()) applied |= o.offer_id() == "e2e-push";
   EXPECT_TRUE(applied) << after.DebugString();
+}
+
+// Store IT reads how stale a terminal is from its last successful sync:
+// an agent restarted while the server is down still reports the one before
+// the restart, through the API and through `loyaltyctl sync --status`.
+TEST_F(ServerE2eTest, TheLastSuccessfulSyncSurvivesAnAgentRestartWhileTheServerIsDown) {
+  Server server(dir_, pki_, 0);
+  ASSERT_TRUE(server.Start()) << server.Log();
+  // Rounds only when asked, so the last success is the one the test ran.
+  Agent agent(dir_, "S1", pki_.Store("S1"), server.port(), 600'000);
+  ASSERT_GT(agent.Start(), 0) << agent.Log();
+  Ledger ledger;
+  agent.Enrol(1, &ledger);
+  ASSERT_TRUE(agent.SyncUntilDrained()) << agent.Log();
+  const int64_t before = agent.Status().last_success_ms();
+  ASSERT_GT(before, 0);
+  // The agent first, so that no round of it sees the server go away.
+  EXPECT_EQ(agent.Terminate(), 0) << agent.Log();
+  EXPECT_EQ(server.Terminate(), 0) << server.Log();
+
+  ASSERT_GT(agent.Start(), 0) << agent.Log();
+  EXPECT_FALSE(agent.SyncOnce());  // the server is down
+  const auto after = agent.Status();
+  EXPECT_FALSE(after.connected());
+  EXPECT_TRUE(after.has_last_error()) << after.DebugString();
+  EXPECT_EQ(after.last_success_ms(), before) << after.DebugString();
+
+  Process ctl({testing::BuiltBinary("ctl/loyaltyctl"), "sync", "--status", "--url",
+               "http://127.0.0.1:" + std::to_string(agent.port())},
+              dir_.file("ctl-sync-status.log"));
+  EXPECT_EQ(ctl.Wait(), 0) << ctl.Log();
+  EXPECT_EQ(ctl.Log().find("never"), std::string::npos) << ctl.Log();
+  EXPECT_NE(ctl.Log().find(core::FormatDateTime(before)), std::string::npos) << ctl.Log();
+  EXPECT_EQ(agent.Terminate(), 0) << agent.Log();
 }
 
 // Issue #4's end-to-end path, all real processes: visits at two stores move
