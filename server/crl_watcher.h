@@ -1,8 +1,10 @@
 // CrlWatcher: builds the server-side TLS context (sync/tls.h) from the
 // server bundle and the CRL, and rebuilds it when the CRL file's
 // modification time changes, handing each new context to `on_reload` (which
-// calls SetTlsContext on the sync and admin listeners). Connections accepted
-// afterwards are checked against the new CRL; open ones keep theirs.
+// calls SetTlsContext on the sync and admin listeners, and closes the open
+// store connections whose certificate the new CRL revokes:
+// SyncService::CloseRevoked). Connections accepted afterwards are checked
+// against the new CRL.
 //
 // A CRL that cannot be read or parsed on reload keeps the previous context
 // (revocation stays in force) and logs an error. With no CRL at start

@@ -193,9 +193,10 @@ int Run(int argc, char** argv) {
     (*sync_server)->Stop();
     return 1;
   }
-  (*watcher)->Start([s = *sync_server, a = *admin_server](SslContextPtr ctx) {
+  (*watcher)->Start([s = *sync_server, a = *admin_server, sync](SslContextPtr ctx) {
     s->SetTlsContext(ctx);
     a->SetTlsContext(ctx);
+    sync->CloseRevoked(*ctx);
   });
   // The feed version the push logic starts from, and the metric.
   if (!db.Post([sync](storage::ServerStore& st) {

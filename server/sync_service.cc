@@ -9,6 +9,7 @@
 
 #include "core/time_util.h"
 #include "server/clock.h"
+#include "sync/tls.h"
 
 namespace loyalty::server {
 namespace {
@@ -323,6 +324,29 @@ std::map<std::string, std::map<std::string, int64_t>> SyncService::ConnectedTerm
   std::map<std::string, std::map<std::string, int64_t>> out;
   for (const auto& [_, peer] : peers_) out[peer.store_id][peer.terminal_id] = peer.clock_skew_ms;
   return out;
+}
+
+int SyncService::CloseRevoked(boost::asio::ssl::context& ctx) {
+  std::vector<std::pair<sync::ConnectionPtr, std::string>> open;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [_, peer] : peers_) {
+      if (auto c = peer.connection.lock()) open.emplace_back(std::move(c), peer.store_id);
+    }
+  }
+  int closed = 0;
+  for (const auto& [c, store_id] : open) {
+    if (c->peer_certificate() == nullptr ||
+        sync::ClientCertificateStillVerifies(c->peer_certificate(), ctx)) {
+      continue;
+    }
+    spdlog::warn("store {}: its certificate is no longer valid (revoked or expired); closing its "
+                 "connection from {}",
+                 store_id, c->remote_endpoint().address().to_string());
+    c->Close();
+    ++closed;
+  }
+  return closed;
 }
 
 void SyncService::CloseAll() {

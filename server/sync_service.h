@@ -63,6 +63,11 @@ class SyncService : public std::enable_shared_from_this<SyncService> {
   // Closes every open connection (at shutdown).
   void CloseAll();
 
+  // Closes the open connections whose certificate a handshake against `ctx`
+  // would refuse now (after a CRL reload: a revoked store stops at once,
+  // not at its next connection). Returns how many it closed.
+  int CloseRevoked(boost::asio::ssl::context& ctx);
+
  private:
   struct Peer {
     std::weak_ptr<sync::Connection> connection;

@@ -161,6 +161,7 @@ void Connection::OnHandshake(beast::error_code ec) {
     return Refuse(core::MakeError(code::kForbiddenIdentity, identity.error().message));
   }
   peer_ = std::move(*identity);
+  peer_certificate_.reset(SSL_get1_peer_certificate(ssl));
   pki::IdentityKind wanted =
       role_ == Role::kServer ? pki::IdentityKind::kStore : pki::IdentityKind::kServer;
   if (peer_.kind != wanted) {

@@ -19,8 +19,8 @@
 // connection drops its callbacks, so they may capture the owner strongly.
 //
 // Thread safety: Send and Close may be called from any thread. peer(),
-// peer_hello(), peer_clock_offset_ms() and remote_endpoint() are immutable
-// once on_open has run.
+// peer_certificate(), peer_hello(), peer_clock_offset_ms() and
+// remote_endpoint() are immutable once on_open has run.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -37,6 +37,7 @@
 #include "core/result.h"
 #include "loyalty/v1/sync.pb.h"
 #include "pki/identity.h"
+#include "pki/openssl_handles.h"
 #include "sync/protocol.h"
 
 namespace loyalty::sync {
@@ -92,6 +93,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close();
 
   const pki::Identity& peer() const { return peer_; }
+  // The certificate the peer presented; null before the handshake.
+  X509* peer_certificate() const { return peer_certificate_.get(); }
   const v1::Hello& peer_hello() const { return peer_hello_; }  // server role only
   // The peer's clock minus ours, in ms, from the time its Hello (or HelloAck)
   // carried and the time it arrived (so a few ms of transit too); 0 when it
@@ -140,6 +143,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string server_name_;     // client role
   v1::Hello hello_;             // client role: what to send
   pki::Identity peer_;
+  pki::X509Ptr peer_certificate_;
   v1::Hello peer_hello_;
   std::int64_t peer_clock_offset_ms_ = 0;
   boost::asio::ip::tcp::endpoint remote_;

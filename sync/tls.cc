@@ -80,6 +80,19 @@ core::Result<std::shared_ptr<ssl::context>> MakeClientContext(const pki::Bundle&
   return MakeContext(bundle, false);
 }
 
+bool ClientCertificateStillVerifies(X509* cert, boost::asio::ssl::context& ctx) {
+  SSL_CTX* native = ctx.native_handle();
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> check(X509_STORE_CTX_new(),
+                                                                       &X509_STORE_CTX_free);
+  if (!check || X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(native), cert, nullptr) != 1) {
+    return true;
+  }
+  // The handshake's own rules: the context's flags (CRL checking) and the
+  // client purpose.
+  X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(check.get()), SSL_CTX_get0_param(native));
+  return X509_verify_cert(check.get()) == 1;
+}
+
 core::Status SetExpectedHost(SSL* ssl, const std::string& host) {
   if (auto s = pki::ValidateHost(host); !s) return s;
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);

@@ -8,9 +8,9 @@
 // the peer's certificate, and CRL checking against `crl_file`. Session
 // resumption is off, so every connection is verified against the CRL the
 // context was built with. To reload the CRL, build a new context and hand it
-// to Server::SetTlsContext: connections accepted afterwards use it, those
-// already open keep theirs. A missing or expired CRL refuses every client
-// (fail closed).
+// to Server::SetTlsContext: connections accepted afterwards use it; check
+// those already open with ClientCertificateStillVerifies. A missing or
+// expired CRL refuses every client (fail closed).
 //
 // Client: server-purpose check; the expected host name is set per connection
 // (SetExpectedHost), never here.
@@ -44,5 +44,13 @@ core::Result<std::shared_ptr<boost::asio::ssl::context>> MakeClientContext(
 // Sets SNI and the name the server certificate must match on `ssl`: a DNS
 // name (SAN dNSName, no partial wildcards) or an IP literal (SAN iPAddress).
 core::Status SetExpectedHost(SSL* ssl, const std::string& host);
+
+// Whether a client certificate accepted by an earlier handshake would be
+// accepted by a handshake against the server context `ctx` now (its CA,
+// validity and the CRL `ctx` holds): a reloaded CRL can then close the
+// connections of a certificate revoked since, not only refuse its next
+// one. True when the check itself cannot run (out of memory): the next
+// handshake decides.
+bool ClientCertificateStillVerifies(X509* cert, boost::asio::ssl::context& ctx);
 
 }  // namespace loyalty::sync

@@ -96,12 +96,23 @@ TEST_F(ServerSecurityTest, ExpiredCertificateIsRefused) {
 }
 
 TEST_F(ServerSecurityTest, RevokedCertificateIsRefusedAfterTheCrlReloads) {
-  {
-    auto before = ConnectStore("store1");
-    ASSERT_TRUE(before->WaitOpen());
-  }
+  // A store connected before the revocation is cut off when the CRL reloads:
+  // a stolen certificate must not keep writing for as long as its
+  // connection lasts. The other store stays connected.
+  auto before = ConnectStore("store1");
+  ASSERT_TRUE(before->WaitOpen());
+  auto other = ConnectStore("store2");
+  ASSERT_TRUE(other->WaitOpen());
   ASSERT_TRUE(pki::Revoke(ca(), "S1").ok());
   ASSERT_TRUE(LogHas("reloaded; new connections are checked against it")) << server_->Log();
+  const core::Error reason = before->WaitClosed();
+  EXPECT_NE(reason.code, "still_open") << reason.message;
+  EXPECT_TRUE(LogHas("store S1: its certificate is no longer valid")) << server_->Log();
+  v1::Frame ping;
+  ping.mutable_changes_request()->set_after_version(0);
+  ping.mutable_changes_request()->set_max_changes(10);
+  EXPECT_TRUE(other->Call(ping).has_value()) << "the other store's connection must stay open";
+
   SyncClient client(BundleContext("store1"), sync_port_);
   EXPECT_FALSE(client.WaitOpen());
   EXPECT_TRUE(LogHas("certificate revoked")) << server_->Log();
