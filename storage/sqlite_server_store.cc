@@ -645,6 +645,18 @@ class SqliteServerStore final : public ServerStore {
                            " is not newer than the published version " +
                            std::to_string(programme_.version()));
     }
+    // Versions only go up, so a slip of the keyboard (18446744073709551615)
+    // would freeze the programme for good. Room for date-like versions
+    // (2026112401) from the first load on.
+    constexpr uint64_t kMaxStep = 10'000'000'000;
+    if (programme.version() - programme_.version() > kMaxStep) {
+      return MakeError(core::code::kInvalidProgramme,
+                       "programme version " + std::to_string(programme.version()) +
+                           " is more than " + std::to_string(kMaxStep) +
+                           " past the published version " + std::to_string(programme_.version()) +
+                           ": no later version could follow a slip like that; use the next "
+                           "number");
+    }
     auto txn = Transaction::Begin(*db_);
     if (!txn.ok()) return txn.error();
     if (auto s = Exec("INSERT INTO meta(key, value) VALUES('programme', ?) ON CONFLICT(key) DO "

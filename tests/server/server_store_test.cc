@@ -515,6 +515,16 @@ TEST_F(ServerStoreTest, ProgrammeVersionMustIncrease) {
   p.set_version(current);
   EXPECT_FALSE(store_->PutProgramme(p).ok());
   EXPECT_EQ(store_->Programme()->version(), current + 1);
+
+  // A slip to the largest version would leave no version to follow it.
+  p.set_version(UINT64_MAX);
+  auto slip = store_->PutProgramme(p);
+  ASSERT_FALSE(slip.ok());
+  EXPECT_EQ(slip.error().code, core::code::kInvalidProgramme);
+  EXPECT_EQ(store_->Programme()->version(), current + 1);
+  p.set_version(2026112401);  // a date-like version is fine
+  ASSERT_TRUE(store_->PutProgramme(p).ok());
+  EXPECT_EQ(store_->Programme()->version(), 2026112401u);
 }
 
 TEST_F(ServerStoreTest, RetiredOfferIsWithdrawnInTheFeed) {
