@@ -41,6 +41,11 @@ constexpr const char* kUsage =
     "                                     erase CARD_OR_MEMBER_ID\n"
     "  metrics                            the server's Prometheus metrics\n";
 
+// Events of a member's history `members lookup` asks for (the latest
+// ones). Asked for explicitly, so that the printout knows when the history
+// may hold more than it shows: the answer carries no total.
+constexpr int kMemberHistory = 50;
+
 struct Request {
   std::string method = "GET";
   std::string target;
@@ -85,7 +90,8 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
   };
   Request r;
   if (is({"members", "lookup", "*"})) {
-    r.target = "/v1/admin/members/" + PercentEncode(words[2]);
+    r.target = "/v1/admin/members/" + PercentEncode(words[2]) +
+               "?history=" + std::to_string(kMemberHistory);
   } else if (is({"health"})) {
     r.target = "/v1/admin/health";
   } else if (is({"stores"})) {
@@ -180,7 +186,9 @@ void PrintMember(const v1::AdminMemberResponse& r, std::ostream& out) {
   for (const auto& lot : m.lots()) {
     out << "lot      " << lot.points() << " points earned " << When(lot.earned_at_ms()) << "\n";
   }
-  out << "history (" << r.history_size() << " events):\n";
+  const int shown = r.history_size();
+  out << "history (" << (shown == kMemberHistory ? "latest " : "") << shown
+      << (shown == 1 ? " event" : " events") << "):\n";
   for (const auto& e : r.history()) {
     const auto& id = e.id();
     out << "  " << When(e.occurred_at_ms()) << "  " << id.store_id() << "/" << id.terminal_id()

@@ -613,6 +613,11 @@ TEST_F(ServerE2eTest, OfflineCheckoutsReachTheServerExactlyOnceWhenItStarts) {
 
   ExpectServerHolds(server, ledger);
   ExpectTerminalAgrees(agent, server, cards);
+  // Each member has some 250 events: head office's printout shows the
+  // latest and says that they are only the latest.
+  std::string lookup;
+  EXPECT_EQ(server.Ctl({"members", "lookup", Card(cards[0])}, &lookup), 0) << lookup;
+  EXPECT_NE(lookup.find("history (latest 50 events):"), std::string::npos) << lookup;
   const auto online = agent.Status();
   EXPECT_EQ(online.pending_events(), 0);
   EXPECT_EQ(online.dead_letters(), 0);
