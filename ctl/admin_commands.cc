@@ -2,8 +2,11 @@
 // API over mutual TLS with an admin bundle. Human-readable tables by
 // default, the API's JSON with --json.
 #include <boost/program_options.hpp>
-#include <fstream>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <sstream>
 
@@ -68,17 +71,42 @@ std::string PercentEncode(std::string_view s) {
   return out;
 }
 
-core::Result<std::string> ReadFile(const std::string& path) {
+// The code of a BuildRequest error that is the command line's fault (exit
+// 2); its other errors are invalid_request: a file that holds no valid
+// request (exit 1).
+constexpr const char* kUsageError = "usage";
+
+// The body to send from the file at `path`, once it parses as `*message`
+// the way the server will parse it. The path is part of the command line:
+// one that cannot be read is a usage error. What the file holds is the
+// request: when it is not one, it is refused as the server would refuse it
+// (invalid_request), before anything is sent.
+core::Result<std::string> ReadBody(const std::string& path, google::protobuf::Message* message) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return core::MakeError(kUsageError, "'" + path + "' is a directory, not a file");
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return core::MakeError(core::code::kInvalidRequest, "cannot open '" + path + "'");
+  if (!in) {
+    return core::MakeError(kUsageError, "cannot read '" + path + "': " + std::strerror(errno));
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
-  return ss.str();
+  std::string text = ss.str();
+  if (std::string err = proto::ParseJson(text, message); !err.empty()) {
+    const std::string type(message->GetDescriptor()->name());
+    const bool vowel = std::string_view("AEIOU").find(type.front()) != std::string_view::npos;
+    return core::MakeError(core::code::kInvalidRequest,
+                           "'" + path + "' is not " + (vowel ? "an " : "a ") + type + ": " + err);
+  }
+  return text;
 }
 
-// Builds the request for `words`; an Error is a usage error.
+// Builds the request for `words`; an Error with code kUsageError is a
+// usage error, one with invalid_request a file that holds no valid request.
 core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
-  auto usage = [](std::string m) { return core::MakeError(core::code::kInvalidRequest, m); };
+  auto usage = [](std::string m) { return core::MakeError(kUsageError, m); };
+  auto invalid = [](std::string m) { return core::MakeError(core::code::kInvalidRequest, m); };
   auto is = [&](std::initializer_list<const char*> want) {
     if (words.size() != want.size()) return false;
     std::size_t i = 0;
@@ -99,13 +127,10 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
   } else if (is({"promotions", "list"})) {
     r.target = "/v1/admin/promotions";
   } else if (is({"promotions", "put", "*"})) {
-    auto text = ReadFile(words[2]);
-    if (!text) return text.error();
     v1::Offer offer;
-    if (std::string err = proto::ParseJson(*text, &offer); !err.empty()) {
-      return usage("'" + words[2] + "' is not an Offer: " + err);
-    }
-    if (offer.id().empty()) return usage("'" + words[2] + "' has no \"id\"");
+    auto text = ReadBody(words[2], &offer);
+    if (!text) return text.error();
+    if (offer.id().empty()) return invalid("'" + words[2] + "' has no \"id\"");
     r.method = "PUT";
     r.target = "/v1/admin/promotions/" + PercentEncode(offer.id());
     r.body = std::move(*text);
@@ -115,7 +140,8 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
   } else if (is({"programme", "show"})) {
     r.target = "/v1/admin/programme";
   } else if (is({"programme", "load", "*"})) {
-    auto text = ReadFile(words[2]);
+    v1::Programme programme;
+    auto text = ReadBody(words[2], &programme);
     if (!text) return text.error();
     r.method = "PUT";
     r.target = "/v1/admin/programme";
@@ -128,14 +154,11 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
     r.method = "DELETE";
     r.target = "/v1/admin/segments/" + PercentEncode(words[2]);
   } else if (is({"segments", "put", "*"}) || is({"segments", "preview", "*"})) {
-    auto text = ReadFile(words[2]);
-    if (!text) return text.error();
     v1::SegmentDefinition d;
-    if (std::string err = proto::ParseJson(*text, &d); !err.empty()) {
-      return usage("'" + words[2] + "' is not a SegmentDefinition: " + err);
-    }
+    auto text = ReadBody(words[2], &d);
+    if (!text) return text.error();
     if (words[1] == "put") {
-      if (d.id().empty()) return usage("'" + words[2] + "' has no \"id\"");
+      if (d.id().empty()) return invalid("'" + words[2] + "' has no \"id\"");
       r.method = "PUT";
       r.target = "/v1/admin/segments/" + PercentEncode(d.id());
     } else {
@@ -144,7 +167,8 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
     }
     r.body = std::move(*text);
   } else if (is({"promotions", "preview", "*"})) {
-    auto text = ReadFile(words[2]);
+    v1::Offer offer;
+    auto text = ReadBody(words[2], &offer);
     if (!text) return text.error();
     r.method = "POST";
     r.target = "/v1/admin/promotions/preview";
@@ -154,7 +178,8 @@ core::Result<Request> BuildRequest(const std::vector<std::string>& words) {
   } else if (is({"members", "features", "*"})) {
     r.target = "/v1/admin/members/" + PercentEncode(words[2]) + "/features";
   } else if (is({"members", "consent", "*", "*"})) {
-    auto text = ReadFile(words[3]);
+    v1::MemberConsent consent;
+    auto text = ReadBody(words[3], &consent);
     if (!text) return text.error();
     r.method = "PUT";
     r.target = "/v1/admin/members/" + PercentEncode(words[2]) + "/consent";
@@ -407,6 +432,19 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (tls_dir.empty()) return fail_usage("--tls-dir is required");
   if (timeout_ms <= 0) return fail_usage("--timeout-ms must be positive");
   auto request = BuildRequest(words);
+  if (!request && request.error().code == core::code::kInvalidRequest) {
+    // Refused here as the server would refuse it, and printed as its refusal
+    // is, so that a script meets one kind of answer whoever spots it.
+    if (json) {
+      v1::ErrorResponse e;
+      e.mutable_error()->set_code(request.error().code);
+      e.mutable_error()->set_message(request.error().message);
+      out << proto::ToJson(e) << "\n";
+    } else {
+      err << "error: " << request.error().code << ": " << request.error().message << "\n";
+    }
+    return kExitApiError;
+  }
   if (!request) return fail_usage(request.error().message);
   request->csv = csv;
   if (!since.empty() && request->target == "/v1/admin/kpis") {

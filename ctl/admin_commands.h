@@ -8,8 +8,11 @@
 //   programme load FILE | conflicts | metrics
 //
 // Exit codes as every loyaltyctl command (ctl/commands.h): 0 ok, 1 the API
-// answered with an error, 2 usage error (also an unusable bundle), 3 cannot
-// connect (including a TLS handshake the server refused). Stateless.
+// answered with an error, or a FILE holds no valid request (refused before
+// sending with invalid_request, printed as the API's errors are: the error
+// object on stdout with --json), 2 usage error (also an unusable bundle or
+// a FILE that cannot be read), 3 cannot connect (including a TLS handshake
+// the server refused). Stateless.
 #pragma once
 
 #include <ostream>

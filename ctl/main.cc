@@ -44,7 +44,8 @@ void PrintUsage(std::ostream& out) {
   out << "\nCommon options: --url URL (default http://127.0.0.1:8080), --json (raw API JSON).\n"
          "Basket lines: --line SKU:CATEGORY:QTY:UNIT_PRICE, repeatable; UNIT_PRICE in minor\n"
          "units (350) or with a decimal point (3.50).\n"
-         "Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot reach the agent.\n";
+         "Exit codes: 0 ok, 1 API error (or an input file that holds no valid request),\n"
+         "2 usage error, 3 cannot reach the agent.\n";
 }
 
 int Main(int argc, char** argv) {
