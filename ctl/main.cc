@@ -1,7 +1,9 @@
 // loyaltyctl: the command-line client of the loyalty agent (and, later, of
 // head office). `loyaltyctl COMMAND [options]`; each command is one row of
 // kCommands, so adding one (e.g. `pki`, `admin`) is one line here.
+#include <algorithm>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +15,20 @@
 
 namespace loyalty::ctl {
 namespace {
+
+// `loyaltyctl pki`, with --help: the pki commands know no such flag, and
+// given no words they print their usage (as for a usage error), which is
+// then the answer.
+int RunPki(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const bool help = (!args.empty() && args[0] == "help") ||
+                    std::any_of(args.begin(), args.end(),
+                                [](const std::string& a) { return a == "--help" || a == "-h"; });
+  if (!help) return loyalty::pki::RunPkiCommand(args, out, err);
+  std::ostringstream usage;
+  loyalty::pki::RunPkiCommand({}, usage, usage);
+  out << usage.str();
+  return kExitOk;
+}
 
 struct Command {
   std::string_view name;
@@ -30,7 +46,7 @@ constexpr Command kCommands[] = {
     {"health", "show the agent's status", &RunHealth},
     {"sync", "sync with the server now (--status: show the sync state)", &RunSync},
     {"admin", "head office: members, stores, promotions, programme", &RunAdmin},
-    {"pki", "head office: CA, store/server/admin certificates", &loyalty::pki::RunPkiCommand},
+    {"pki", "head office: CA, store/server/admin certificates", &RunPki},
     {"doctor", "check this terminal: config, database, certificates, agent, server", &RunDoctor},
 };
 

@@ -1,6 +1,7 @@
 // The real loyaltyctl binary on bad input: a file named on the command line
-// that holds no valid request, and one that cannot be read. Exit codes and
-// where the answer goes (stdout, stderr) are what scripts rely on.
+// that holds no valid request, one that cannot be read, and help for the pki
+// commands. Exit codes and where the answer goes (stdout, stderr) are what
+// scripts rely on.
 //
 // No server listens at the admin URL these commands are given: a file is
 // checked before anything is sent, so an answer other than "cannot
@@ -98,6 +99,23 @@ TEST_F(CtlInputTest, AFileThatCannotBeReadIsAUsageError) {
   const ProcessResult directory = Admin({"programme", "load", dir_.path().string()});
   EXPECT_EQ(directory.exit_code, 2) << directory.err;
   EXPECT_NE(directory.err.find("is a directory"), std::string::npos) << directory.err;
+}
+
+TEST_F(CtlInputTest, PkiHelpPrintsThePkiCommandsAndExitsZero) {
+  for (const char* flag : {"--help", "-h", "help"}) {
+    SCOPED_TRACE(flag);
+    const ProcessResult r = RunProcess({CtlBinary(), "pki", flag});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("loyaltyctl pki issue-store"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err, "");
+  }
+  const ProcessResult sub = RunProcess({CtlBinary(), "pki", "issue-store", "--help"});
+  EXPECT_EQ(sub.exit_code, 0) << sub.err;
+  EXPECT_NE(sub.out.find("--store STORE_ID"), std::string::npos) << sub.out;
+
+  const ProcessResult unknown = RunProcess({CtlBinary(), "pki", "frobnicate"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown pki subcommand"), std::string::npos) << unknown.err;
 }
 
 }  // namespace
