@@ -1,5 +1,8 @@
 #include "ctl/admin_client.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+
 #include <utility>  // before Asio (Boost 1.74)
 
 #include <boost/asio/io_context.hpp>
@@ -43,7 +46,8 @@ core::Result<Url> ParseHttpsUrl(std::string_view url) {
 
 core::Result<std::unique_ptr<AdminClient>> AdminClient::Create(Url url,
                                                                const std::filesystem::path& tls_dir,
-                                                               std::chrono::milliseconds timeout) {
+                                                               std::chrono::milliseconds timeout,
+                                                               std::string server_name) {
   auto bundle = pki::LoadBundle(tls_dir);
   if (!bundle) {
     return core::MakeError(core::code::kInvalidRequest, "--tls-dir: " + bundle.error().message +
@@ -53,12 +57,17 @@ core::Result<std::unique_ptr<AdminClient>> AdminClient::Create(Url url,
   if (!ctx) {
     return core::MakeError(core::code::kInvalidRequest, "--tls-dir: " + ctx.error().message);
   }
-  return std::unique_ptr<AdminClient>(new AdminClient(std::move(url), *ctx, timeout));
+  if (server_name.empty()) server_name = url.host;
+  return std::unique_ptr<AdminClient>(
+      new AdminClient(std::move(url), *ctx, timeout, std::move(server_name)));
 }
 
 AdminClient::AdminClient(Url url, std::shared_ptr<ssl::context> ctx,
-                         std::chrono::milliseconds timeout)
-    : url_(std::move(url)), ctx_(std::move(ctx)), timeout_(timeout) {}
+                         std::chrono::milliseconds timeout, std::string server_name)
+    : url_(std::move(url)),
+      server_name_(std::move(server_name)),
+      ctx_(std::move(ctx)),
+      timeout_(timeout) {}
 
 AdminClient::~AdminClient() = default;
 
@@ -70,8 +79,8 @@ core::Result<HttpReply> AdminClient::Call(std::string_view method, std::string_v
   };
   net::io_context ioc;
   ssl::stream<beast::tcp_stream> stream(ioc, *ctx_);
-  if (auto s = sync::SetExpectedHost(stream.native_handle(), url_.host); !s) {
-    return core::MakeError(core::code::kInvalidRequest, "--url: " + s.error().message);
+  if (auto s = sync::SetExpectedHost(stream.native_handle(), server_name_); !s) {
+    return core::MakeError(core::code::kInvalidRequest, "--server-name: " + s.error().message);
   }
   beast::error_code ec;
   tcp::resolver resolver(ioc);
@@ -92,7 +101,17 @@ core::Result<HttpReply> AdminClient::Call(std::string_view method, std::string_v
   lowest.expires_after(timeout_);
   stream.async_handshake(ssl::stream_base::client, [&ec](beast::error_code e) { ec = e; });
   run();
-  if (ec) return unavailable("TLS handshake", ec);
+  if (ec) {
+    if (SSL_get_verify_result(stream.native_handle()) == X509_V_ERR_HOSTNAME_MISMATCH ||
+        SSL_get_verify_result(stream.native_handle()) == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+      return core::MakeError(core::code::kUnavailable,
+                             "cannot reach " + url_.host + ":" + url_.port +
+                                 ": the server's certificate does not name \"" + server_name_ +
+                                 "\"; give --server-name the name it was issued for "
+                                 "(pki issue-server --host)");
+    }
+    return unavailable("TLS handshake", ec);
+  }
 
   http::request<http::string_body> request;
   request.method_string(std::string(method));

@@ -33,9 +33,12 @@ core::Result<Url> ParseHttpsUrl(std::string_view url);
 
 class AdminClient {
  public:
+  // `server_name`: the name the server's certificate must carry, when it
+  // is not the URL's host (e.g. https://127.0.0.1:7444 on the server itself,
+  // whose certificate names loyalty.example.com).
   static core::Result<std::unique_ptr<AdminClient>> Create(
       Url url, const std::filesystem::path& tls_dir,
-      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+      std::chrono::milliseconds timeout = std::chrono::seconds(10), std::string server_name = {});
   ~AdminClient();
   AdminClient(const AdminClient&) = delete;
   AdminClient& operator=(const AdminClient&) = delete;
@@ -47,9 +50,10 @@ class AdminClient {
 
  private:
   AdminClient(Url url, std::shared_ptr<boost::asio::ssl::context> ctx,
-              std::chrono::milliseconds timeout);
+              std::chrono::milliseconds timeout, std::string server_name);
 
   Url url_;
+  std::string server_name_;
   std::shared_ptr<boost::asio::ssl::context> ctx_;
   std::chrono::milliseconds timeout_;
 };

@@ -25,7 +25,8 @@ namespace po = boost::program_options;
 namespace v1 = loyalty::v1;
 
 constexpr const char* kUsage =
-    "usage: loyaltyctl admin --url https://HOST:PORT --tls-dir ADMIN_BUNDLE [--json] COMMAND\n\n"
+    "usage: loyaltyctl admin --url https://HOST:PORT --tls-dir ADMIN_BUNDLE [--server-name NAME]\n"
+    "                        [--json] COMMAND\n\n"
     "commands:\n"
     "  members lookup CARD_OR_MEMBER_ID   authoritative balance, tier, lots and history\n"
     "  health                             the server answers from its database (exit 1 if not)\n"
@@ -391,7 +392,7 @@ bool PrintHuman(const Request& r, const std::string& body, std::ostream& out) {
 }  // namespace
 
 int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  std::string url, tls_dir;
+  std::string url, tls_dir, server_name;
   bool json = false;
   bool csv = false;
   std::string since;
@@ -402,6 +403,8 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
       ("help,h", "print this help")                                       //
       ("url", po::value(&url), "server admin URL, https://HOST:PORT")     //
       ("tls-dir", po::value(&tls_dir), "admin bundle (pki issue-admin)")  //
+      ("server-name", po::value(&server_name),
+       "the name in the server's certificate, when not the --url host")  //
       ("json", po::bool_switch(&json), "print the raw API JSON")          //
       ("csv", po::bool_switch(&csv), "kpis as CSV")                       //
       ("since", po::value(&since), "kpis: segment moves since YYYY-MM-DD")  //
@@ -452,7 +455,8 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
   auto parsed = ParseHttpsUrl(url);
   if (!parsed) return fail_usage(parsed.error().message);
-  auto client = AdminClient::Create(*parsed, tls_dir, std::chrono::milliseconds(timeout_ms));
+  auto client = AdminClient::Create(*parsed, tls_dir, std::chrono::milliseconds(timeout_ms),
+                                    server_name);
   if (!client) return fail_usage(client.error().message);
 
   auto reply = (*client)->Call(request->method, request->target, request->body);
