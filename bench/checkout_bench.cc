@@ -11,10 +11,10 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <condition_variable>
 #include <iostream>
 #include <mutex>
 #include <optional>

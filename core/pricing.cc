@@ -616,11 +616,10 @@ Status ValidateBasket(std::span<const BasketLine> lines) {
     const auto& line = lines[i];
     if (line.sku().empty()) return MakeError(code::kInvalidRequest, LineName(i) + " has no sku.");
     // Both travel in every event and answer, and into logs and receipts.
-    for (const auto& [field, value] : {std::pair{"sku", &line.sku()},
-                                       std::pair{"category", &line.category()}}) {
+    for (const auto& [field, value] :
+         {std::pair{"sku", &line.sku()}, std::pair{"category", &line.category()}}) {
       if (value->size() > kMaxCodeBytes) {
-        return MakeError(code::kInvalidRequest, LineName(i) + " has a " + field +
-                                                    " longer than " +
+        return MakeError(code::kInvalidRequest, LineName(i) + " has a " + field + " longer than " +
                                                     std::to_string(kMaxCodeBytes) + " bytes.");
       }
       for (unsigned char c : *value) {

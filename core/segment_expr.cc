@@ -53,8 +53,8 @@ class Parser {
 
  private:
   Error TooDeep() {
-    return Fail(tok_.pos, "parentheses and \"not\" nest more than " +
-                              std::to_string(kMaxNesting) + " deep");
+    return Fail(tok_.pos,
+                "parentheses and \"not\" nest more than " + std::to_string(kMaxNesting) + " deep");
   }
 
   Error Fail(size_t pos, const std::string& reason) {

@@ -404,9 +404,9 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
       ("url", po::value(&url), "server admin URL, https://HOST:PORT")     //
       ("tls-dir", po::value(&tls_dir), "admin bundle (pki issue-admin)")  //
       ("server-name", po::value(&server_name),
-       "the name in the server's certificate, when not the --url host")  //
-      ("json", po::bool_switch(&json), "print the raw API JSON")          //
-      ("csv", po::bool_switch(&csv), "kpis as CSV")                       //
+       "the name in the server's certificate, when not the --url host")     //
+      ("json", po::bool_switch(&json), "print the raw API JSON")            //
+      ("csv", po::bool_switch(&csv), "kpis as CSV")                         //
       ("since", po::value(&since), "kpis: segment moves since YYYY-MM-DD")  //
       ("timeout-ms", po::value(&timeout_ms), "request timeout (default 10000)");
   po::options_description hidden;
@@ -455,8 +455,8 @@ int RunAdmin(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
   auto parsed = ParseHttpsUrl(url);
   if (!parsed) return fail_usage(parsed.error().message);
-  auto client = AdminClient::Create(*parsed, tls_dir, std::chrono::milliseconds(timeout_ms),
-                                    server_name);
+  auto client =
+      AdminClient::Create(*parsed, tls_dir, std::chrono::milliseconds(timeout_ms), server_name);
   if (!client) return fail_usage(client.error().message);
 
   auto reply = (*client)->Call(request->method, request->target, request->body);

@@ -340,9 +340,10 @@ int SyncService::CloseRevoked(boost::asio::ssl::context& ctx) {
         sync::ClientCertificateStillVerifies(c->peer_certificate(), ctx)) {
       continue;
     }
-    spdlog::warn("store {}: its certificate is no longer valid (revoked or expired); closing its "
-                 "connection from {}",
-                 store_id, c->remote_endpoint().address().to_string());
+    spdlog::warn(
+        "store {}: its certificate is no longer valid (revoked or expired); closing its "
+        "connection from {}",
+        store_id, c->remote_endpoint().address().to_string());
     c->Close();
     ++closed;
   }

@@ -83,8 +83,9 @@ core::Result<std::shared_ptr<ssl::context>> MakeClientContext(const pki::Bundle&
 bool ClientCertificateStillVerifies(X509* cert, boost::asio::ssl::context& ctx) {
   SSL_CTX* native = ctx.native_handle();
   std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> check(X509_STORE_CTX_new(),
-                                                                       &X509_STORE_CTX_free);
-  if (!check || X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(native), cert, nullptr) != 1) {
+                                                                        &X509_STORE_CTX_free);
+  if (!check ||
+      X509_STORE_CTX_init(check.get(), SSL_CTX_get_cert_store(native), cert, nullptr) != 1) {
     return true;
   }
   // The handshake's own rules: the context's flags (CRL checking) and the

@@ -322,8 +322,8 @@ TEST_F(AgentApiTest, ReversalNamesTheAgentGivesCanBeRetriedButNotPicked) {
   };
 
   const std::string before = Snapshot(card);
-  for (const std::string picked : {"txn-names:return:1", "txn-names:void", "other:void",
-                                   "other:return:7"}) {
+  for (const std::string picked :
+       {"txn-names:return:1", "txn-names:void", "other:void", "other:return:7"}) {
     ExpectError(Post("/v1/checkout/void", return_one(picked)), 400, "invalid_request");
   }
   EXPECT_EQ(Snapshot(card), before);

@@ -210,9 +210,8 @@ TEST(DamagedDatabase, DamageMetWhileOpeningAReaderTurnsHealthDegraded) {
   const std::string data = dir.path() + "/data";
   const std::string card = Card(2);
   std::string error;
-  auto agent = AgentProcess::Start({"--store-id", "S1", "--terminal-id", "till-1", "--log-level",
-                                    "warn"},
-                                   &error, data);
+  auto agent = AgentProcess::Start(
+      {"--store-id", "S1", "--terminal-id", "till-1", "--log-level", "warn"}, &error, data);
   ASSERT_TRUE(agent) << error;
   auto url = ctl::ParseUrl(agent->url());
   ASSERT_TRUE(url.ok());

@@ -389,8 +389,8 @@ TEST(ValidateBasket, RejectsBadLinesNamingThem) {
   ExpectBasketError({Line(std::string("A\0B", 3), "F", 1, 1)},
                     "lines[0] has control characters in its sku");
   ExpectBasketError({Line("A", "F\tood", 1, 1)}, "control characters in its category");
-  EXPECT_TRUE(ValidateBasket(std::vector{Line(std::string(128, 'S'), "Caf\u00e9 & bakery", 1, 1)})
-                  .ok());
+  EXPECT_TRUE(
+      ValidateBasket(std::vector{Line(std::string(128, 'S'), "Caf\u00e9 & bakery", 1, 1)}).ok());
   std::vector<BasketLine> many(kMaxBasketLines + 1, Line("A", "F", 1, 1));
   ExpectBasketError(many, "501 lines");
 }

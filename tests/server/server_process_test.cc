@@ -219,11 +219,9 @@ TEST_F(ServerProcessTest, LoyaltyctlAdminPrintsTablesJsonAndExitCodes) {
   // check fails and says how to fix it; --server-name does.
   const std::string by_name = "https://localhost:" + std::to_string(admin_port_);
   EXPECT_EQ(Ctl({"--url", by_name, "--tls-dir", bundle, "stores"}, &out), 3);
-  EXPECT_NE(out.find("does not name \"localhost\"; give --server-name"), std::string::npos)
-      << out;
-  EXPECT_EQ(Ctl({"--url", by_name, "--server-name", "127.0.0.1", "--tls-dir", bundle, "stores"},
-                &out),
-            0)
+  EXPECT_NE(out.find("does not name \"localhost\"; give --server-name"), std::string::npos) << out;
+  EXPECT_EQ(
+      Ctl({"--url", by_name, "--server-name", "127.0.0.1", "--tls-dir", bundle, "stores"}, &out), 0)
       << out;
   // A store certificate on the admin port: the server answers 403.
   EXPECT_EQ(Ctl({"--url", url, "--tls-dir", (tmp() / "store1").string(), "stores"}, &out), 1);
