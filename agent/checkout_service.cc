@@ -27,6 +27,7 @@
 #include "core/pricing.h"
 #include "core/programme.h"
 #include "core/reversal.h"
+#include "core/text.h"
 #include "storage/agent_store.h"
 
 namespace loyalty::agent {
@@ -124,11 +125,9 @@ Status ValidateId(std::string_view id, const char* field, bool required) {
     return MakeError(core::code::kInvalidRequest,
                      std::string(field) + " is longer than 64 characters");
   }
-  for (unsigned char c : id) {
-    if (c < 0x21 || c > 0x7e) {
-      return MakeError(core::code::kInvalidRequest,
-                       std::string(field) + " may contain only printable ASCII without spaces");
-    }
+  if (!core::IsPrintableToken(id)) {
+    return MakeError(core::code::kInvalidRequest,
+                     std::string(field) + " may contain only printable ASCII without spaces");
   }
   return {};
 }
@@ -148,10 +147,8 @@ Status ValidateDisplayName(std::string_view name) {
   if (name.size() > 80) {
     return MakeError(core::code::kInvalidRequest, "display_name is longer than 80 bytes");
   }
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) {
-      return MakeError(core::code::kInvalidRequest, "display_name contains control characters");
-    }
+  if (core::HasControlCharacters(name)) {
+    return MakeError(core::code::kInvalidRequest, "display_name contains control characters");
   }
   return {};
 }

@@ -9,6 +9,7 @@
 
 #include "core/int_math.h"
 #include "core/programme.h"
+#include "core/text.h"
 
 namespace loyalty::core {
 namespace {
@@ -622,11 +623,9 @@ Status ValidateBasket(std::span<const BasketLine> lines) {
         return MakeError(code::kInvalidRequest, LineName(i) + " has a " + field + " longer than " +
                                                     std::to_string(kMaxCodeBytes) + " bytes.");
       }
-      for (unsigned char c : *value) {
-        if (c < 0x20 || c == 0x7f) {
-          return MakeError(code::kInvalidRequest,
-                           LineName(i) + " has control characters in its " + field + ".");
-        }
+      if (HasControlCharacters(*value)) {
+        return MakeError(code::kInvalidRequest,
+                         LineName(i) + " has control characters in its " + field + ".");
       }
     }
     if (line.quantity() < 1 || line.quantity() > kMaxQuantity) {

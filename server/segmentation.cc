@@ -14,6 +14,7 @@
 #include "core/offers.h"
 #include "core/programme.h"
 #include "core/segment_expr.h"
+#include "core/text.h"
 #include "core/time_util.h"
 
 namespace loyalty::server {
@@ -358,14 +359,11 @@ core::Status ValidatePromotion(std::span<const v1::SegmentDefinition> segments,
   }
   // The id travels in every sync frame, answer and log line, and the name
   // is what customers and cashiers read.
-  if (offer.id().size() > 64 || std::any_of(offer.id().begin(), offer.id().end(),
-                                            [](unsigned char c) { return c < 0x21 || c > 0x7e; })) {
+  if (offer.id().size() > 64 || !core::IsPrintableToken(offer.id())) {
     return bad("id must be at most 64 printable ASCII characters without spaces");
   }
   if (offer.name().empty()) return bad("name is required: customers and cashiers see it");
-  if (offer.name().size() > 80 ||
-      std::any_of(offer.name().begin(), offer.name().end(),
-                  [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+  if (offer.name().size() > 80 || core::HasControlCharacters(offer.name())) {
     return bad("name must be at most 80 bytes without control characters");
   }
   for (const auto& tier : offer.tiers()) {
